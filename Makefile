@@ -1,0 +1,37 @@
+# The two commands: `make demo` (set up, build, run the main job) and `make test`.
+# Each creates .venv if missing, installs the pinned requirements, builds poisonkit._C
+# in place (C++ always, CUDA sources when nvcc and a CUDA torch are present), then runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS := $(VENV)/.deps-installed
+# torch guesses /usr/local when CUDA_HOME is unset; the conventional toolkit lives here.
+ifneq ($(wildcard /usr/local/cuda/bin/nvcc),)
+export CUDA_HOME ?= /usr/local/cuda
+endif
+export MAX_JOBS ?= 2
+export POISONKIT_DATA ?= $(abspath ../shared/data/cifar10-10k.npz)
+
+.PHONY: build test demo bench clean
+
+$(DEPS): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+build: $(DEPS)
+	$(PY) setup.py -q build_ext --inplace
+
+test: build
+	$(PY) -m pytest -q tests
+
+demo: build
+	$(PY) -m poisonkit demo --out out/demo
+
+bench: build
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-json=benchmarks/results/pytest-benchmark.json
+	$(PY) -m poisonkit bench
+
+clean:
+	rm -rf build poisonkit/_C*.so

@@ -1,0 +1,41 @@
+// poisonkit::filter2d, CUDA implementation: validates, then launches the shared CUDA
+// driver on the current stream.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "filter2d_args.h"
+
+namespace poisonkit {
+
+namespace {
+
+at::Tensor filter2d_cuda_impl(const at::Tensor& x_in, const at::Tensor& weights_in,
+                              c10::string_view padding, c10::string_view normalize,
+                              c10::string_view rounding, bool clamp) {
+  const Filter2dParams p = filter2d_params(x_in, weights_in, padding, normalize, rounding, clamp);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor weights = weights_in.contiguous();
+  const int64_t n = x.size(0);
+  at::Tensor out = at::empty({n, p.channels, p.out_h(), p.out_w()}, x.options());
+  at::Tensor scratch = at::empty({static_cast<int64_t>(filter2d_cuda_scratch_floats(p, n))},
+                                 x.options().dtype(at::kFloat));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  cudaError_t err;
+  if (x.scalar_type() == at::kByte) {
+    err = filter2d_cuda<uint8_t>(x.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
+                                 weights.data_ptr<float>(), n, p, scratch.data_ptr<float>(), stream);
+  } else {
+    err = filter2d_cuda<float>(x.data_ptr<float>(), out.data_ptr<float>(),
+                               weights.data_ptr<float>(), n, p, scratch.data_ptr<float>(), stream);
+  }
+  TORCH_CHECK(err == cudaSuccess, "filter2d: CUDA launch failed: ", cudaGetErrorString(err));
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(poisonkit, CUDA, m) { m.impl("filter2d", &filter2d_cuda_impl); }
+
+}  // namespace poisonkit

@@ -1,0 +1,32 @@
+"""The `poisonkit` command (also `python -m poisonkit`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    run_demo(args.out, args.data)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="apply the poisons and defenses to real images and "
+                                       "write a picture and a short report")
+    demo.add_argument("--out", default="out/demo", help="output folder")
+    demo.add_argument("--data", default=None,
+                      help=".npz with x_train/y_train (default: $POISONKIT_DATA)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""Defenses against availability poisons: sharpening (SSK/RSK), frequency low-pass,
+orthogonal projection, JPEG."""

@@ -1,0 +1,1 @@
+"""Availability poisons: class-wise blur (CUDA), autoregressive perturbations (AR)."""

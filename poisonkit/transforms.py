@@ -1,0 +1,105 @@
+"""torchvision-v2-compatible transforms over poisonkit's ops.
+
+Each accepts a PIL image, a CHW tensor or an NCHW batch (uint8 or float32 in [0, 1]) and
+returns the same type. Poisons are applied to the stored image before any augmentation
+(perturb-then-augment, as the reference code does); defenses such as sharpening go first
+in the training pipeline and are not applied to test images.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.transforms import v2
+
+from . import ops
+from ._images import as_image_tensor, batch_size_of, per_image
+from .defenses.sharpen import rsk_kernels, ssk_kernel
+from .poisons.classwise_blur import class_kernels
+
+
+def _check_padding(padding: str) -> str:
+    if padding not in ops.PADDINGS:
+        raise ValueError(f"padding: expected one of {ops.PADDINGS}, got {padding!r}")
+    return padding
+
+
+class ClasswiseBlur(nn.Module):
+    """The CUDA poison: blur each image with its class's kernel, divide by the image's max.
+
+    Call on a sample ``(image, label)`` or a batch ``(images, labels)``; returns
+    ``(poisoned, label)``, so it composes with ``v2.Compose`` called on (image, label).
+    uint8 output is truncated, as the reference stores it; float output is the
+    normalised value in [0, 1]. Kernels: ``self.kernels`` [num_classes, k, k], drawn as the
+    reference does (seed 0 gives the published kernels). The reference pads by 1, so only
+    kernel_size 3 keeps its exact geometry; other sizes here keep the image size.
+    """
+
+    def __init__(self, num_classes: int = 10, blur_parameter: float = 0.3, kernel_size: int = 3,
+                 seed: int = 0):
+        super().__init__()
+        self.num_classes = num_classes
+        self.register_buffer("kernels", class_kernels(num_classes, blur_parameter, kernel_size, seed))
+
+    def forward(self, image, label):
+        x, rewrap = as_image_tensor(image)
+        labels = torch.as_tensor(label, device=x.device)
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+            raise TypeError(f"label: expected integer class indices, got dtype {labels.dtype}")
+        expected = () if x.dim() == 3 else (batch_size_of(x),)
+        if tuple(labels.shape) != expected:
+            raise ValueError(f"label: expected shape {expected} for images of shape "
+                             f"{tuple(x.shape)}, got {tuple(labels.shape)}")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"label: expected class indices in [0, {self.num_classes}), got "
+                             f"values in [{int(labels.min())}, {int(labels.max())}]")
+        weights = self.kernels.to(x.device)[labels.reshape(-1)]
+        out = ops.filter2d(x, per_image(weights, x), padding="zeros", normalize="max",
+                           rounding="truncate")
+        return rewrap(out), label
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, kernel_size={self.kernels.shape[-1]}"
+
+
+class Sharpen(v2.Transform):
+    """SSK: a fixed sharpening kernel (center c, neighbours -(c-1)/4), clamped to [0, 1].
+
+    padding='valid' is the reference's (32x32 -> 30x30); 'reflect', 'replicate' and
+    'zeros' keep the size.
+    """
+
+    def __init__(self, center: float = 2.5, padding: str = "valid"):
+        super().__init__()
+        self.center = center
+        self.padding = _check_padding(padding)
+        self.kernel = ssk_kernel(center)
+
+    def transform(self, inpt, params):
+        x, rewrap = as_image_tensor(inpt)
+        weights = self.kernel.to(x.device).expand(batch_size_of(x), 3, 3)
+        return rewrap(ops.filter2d(x, per_image(weights, x), padding=self.padding))
+
+
+class RandomSharpen(v2.Transform):
+    """RSK: a fresh random sharpening kernel for every image at every call.
+
+    c ~ N(center, std), n1..n4 ~ N((c-1)/4, std). Draws come from ``generator`` (or a new
+    one seeded with ``seed``; with neither, torch's global RNG). A seeded transform copied
+    into DataLoader workers repeats the same draws in every worker: seed per worker if
+    that matters. padding='valid' is the reference's.
+    """
+
+    def __init__(self, center: float = 2.5, std: float = 0.1, padding: str = "valid",
+                 generator: torch.Generator | None = None, seed: int | None = None):
+        super().__init__()
+        if generator is not None and seed is not None:
+            raise ValueError("generator, seed: give at most one")
+        self.center, self.std = center, std
+        self.padding = _check_padding(padding)
+        self.generator = generator if seed is None else torch.Generator().manual_seed(seed)
+        rsk_kernels(0, center, std)  # validates center and std now rather than at first call
+
+    def transform(self, inpt, params):
+        x, rewrap = as_image_tensor(inpt)
+        weights = rsk_kernels(batch_size_of(x), self.center, self.std, self.generator)
+        return rewrap(ops.filter2d(x, per_image(weights.to(x.device), x), padding=self.padding))
