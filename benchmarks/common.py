@@ -1,0 +1,97 @@
+"""Helpers shared by the benchmark scripts: timing in images/s, machine facts, and writing
+results as JSON plus a markdown table to benchmarks/results/."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def images_per_second(fn: Callable[[], object], n_images: int, min_time: float = 0.3,
+                      repeats: int = 5) -> float:
+    """Best-of-`repeats` throughput; each repeat runs fn enough times to last min_time."""
+    fn()  # warm-up (allocations, caches, lazy init)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    calls = 1
+    while True:  # calibrate the number of calls per repeat
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time or calls >= 1 << 20:
+            break
+        calls *= 2
+    best = elapsed
+    for _ in range(repeats - 1):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return n_images * calls / best
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def load_cifar_uint8(n: int) -> torch.Tensor:
+    """n real CIFAR-10 images, uint8 NCHW, from $POISONKIT_DATA (or ../shared/data)."""
+    from poisonkit.data import load_npz
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-10k.npz"
+    path = os.environ.get("POISONKIT_DATA", str(default))
+    return load_npz(path)["x_train"][:n].contiguous()
+
+
+def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> Path:
+    """rows: dicts with at least case, impl, images_per_s; a ratio column is added per
+    case: poisonkit's throughput over each row's (so > 1 means poisonkit is faster)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    ours = {r["case"]: r["images_per_s"] for r in rows if r["impl"].startswith("poisonkit")}
+    for r in rows:
+        base = ours.get(r["case"])
+        r["poisonkit_speedup"] = round(base / r["images_per_s"], 3) if base else None
+    payload = {"benchmark": name, "machine": machine(), "rows": rows, "notes": notes}
+    json_path = RESULTS / f"{name}.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(json_path)
+    lines = [f"# {title}", "", f"Machine: {payload['machine']['cpu']}, "
+             f"{payload['machine']['torch_threads']} torch threads, "
+             f"GPU: {payload['machine']['gpu']}, {payload['machine']['date']}.", "",
+             "| case | implementation | images/s | poisonkit speedup |", "|---|---|---:|---:|"]
+    for r in rows:
+        speedup = "" if r["poisonkit_speedup"] is None else f"{r['poisonkit_speedup']:.2f}x"
+        lines.append(f"| {r['case']} | {r['impl']} | {r['images_per_s']:,.0f} | {speedup} |")
+    if notes:
+        lines += ["", notes]
+    md_path = RESULTS / f"{name}.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return json_path
