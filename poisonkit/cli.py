@@ -2,31 +2,92 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
+    from .eval.models import MODELS
+    p.add_argument("--model", default="small", choices=sorted(MODELS),
+                   help="small: airbench-style CNN for CPUs; resnet18: the papers' model")
+    p.add_argument("--epochs", type=_positive, default=epochs)
+    p.add_argument("--data", default=None,
+                   help="cifar10, cifar100, synthetic, an .npz or an ImageFolder folder "
+                        "(default: $POISONKIT_DATA, else CIFAR-10, else procedural images)")
+    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--train-subset", type=_positive, default=None, help="random training subset size")
+    p.add_argument("--test-subset", type=_positive, default=None, help="random test subset size")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse finished runs in OUT/runs whose settings match")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .eval.models import NESTEROV
+    from .eval.run import check_conditions, init_distributed, run_matrix
+    from .eval.train import TrainConfig
+    conditions = list(itertools.product(args.poison or ["none"], args.defense or ["none"]))
+    check_conditions(conditions)  # fail on a bad name before loading data
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         nesterov=NESTEROV[args.model], seed=args.seed)
+    init_distributed()
+    data = load_dataset(args.data)
+    if args.train_subset or args.test_subset:
+        data = data.subset(args.train_subset, args.test_subset, seed=args.seed)
+    run_matrix(conditions, data, args.out or "out/eval", model=args.model, config=config,
+               device=args.device, workers=args.workers, resume=args.resume)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    run_demo(args.out, args.data)
+    run_demo(args.out or "out/demo", args.data, epochs=args.epochs, model=args.model,
+             device=args.device, workers=args.workers, resume=args.resume,
+             train_subset=args.train_subset, test_subset=args.test_subset)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .demo import EPOCHS
+    from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="apply the poisons and defenses to real images and "
-                                       "write a picture and a short report")
-    demo.add_argument("--out", default="out/demo", help="output folder")
-    demo.add_argument("--data", default=None,
-                      help=".npz with x_train/y_train (default: $POISONKIT_DATA)")
+
+    ev = sub.add_parser("eval", help="train on poisoned / defended data, report peak and "
+                                     "final clean test accuracy")
+    ev.add_argument("--poison", action="append",
+                    help=f"repeatable; one of {sorted(POISONS)} (awaiting their op: "
+                         f"{sorted(UNAVAILABLE_POISONS)}); default none")
+    ev.add_argument("--defense", action="append",
+                    help=f"repeatable; one of {sorted(DEFENSES)} (awaiting their op: "
+                         f"{sorted(UNAVAILABLE_DEFENSES)}), with parameters as name:value or "
+                         "name:key=value,... (jpeg:10, pgd:eps=8,steps=10); default none")
+    _add_training_args(ev, epochs=10)
+    ev.add_argument("--batch-size", type=_positive, default=256)
+    ev.add_argument("--lr", type=float, default=0.1)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=_eval)
+
+    demo = sub.add_parser("demo", help="run the matrix of poisons and defenses, write a report")
+    _add_training_args(demo, epochs=EPOCHS)
     demo.set_defaults(func=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .eval.conditions import ConditionError
     args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        return args.func(args)
+    except (ConditionError, FileNotFoundError) as e:
+        print(f"poisonkit {args.command}: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,226 @@
+"""The conditions of an evaluation: poisons and defenses, looked up by name in two
+registries (name -> factory), so each op plugs in with one decorated function.
+
+A spec is 'name', 'name:value' (the factory's first parameter) or 'name:key=value,...',
+e.g. 'jpeg:10', 'pgd:eps=4,steps=5'. Factories take a Context and keyword parameters.
+
+- Poison factory -> fn(images uint8 NCHW, labels) -> poisoned uint8 NCHW, applied once to
+  the stored training images before any augmentation.
+- Defense factory -> Defense: a per-batch transform of the (poisoned) training images run
+  inside the data loader, and/or an adversary run inside the training loop.
+
+Registration points for ops that have not landed in this build are listed in
+UNAVAILABLE_POISONS / UNAVAILABLE_DEFENSES: asking for them raises ConditionUnavailable
+with the reason; register the factory and delete the entry when the op merges.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+from ..defenses.jpeg import jpeg_roundtrip
+from ..transforms import ClasswiseBlur, RandomSharpen, Sharpen
+from .adversarial import PGD
+
+Poison = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a factory may need: the dataset's geometry (a defense loaded from a file, such
+    as a fitted projection, must check image_shape against it), the experiment's seed, and
+    (for defenses fitted to the data) the poisoned training set. A poison's secret key is
+    its own parameter, not this seed."""
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    seed: int = 0
+    train_images: torch.Tensor | None = None
+    train_labels: torch.Tensor | None = None
+
+
+@dataclass
+class Defense:
+    """transform: uint8 NCHW batch -> uint8 or float [0, 1] NCHW, on training data (and on
+    test data when apply_to_test, for defenses that change the input domain, such as
+    grayscale). An output smaller than the input (a 'valid' filter) is reflect-padded back
+    to the input size before the random crop. adversary: attack run on every training batch."""
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    apply_to_test: bool = False
+    adversary: PGD | None = None
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.transform is None:
+            return images
+        out = self.transform(images)
+        dh, dw = images.shape[-2] - out.shape[-2], images.shape[-1] - out.shape[-1]
+        if dh or dw:
+            pad = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
+            out = F.pad(out.float(), pad, mode="reflect").to(out.dtype)
+        return out
+
+
+class ConditionError(ValueError):
+    """An unknown condition name or a bad parameter."""
+
+
+class ConditionUnavailable(ConditionError):
+    """A known condition whose op is not part of this build."""
+
+
+POISONS: dict[str, Callable[..., Poison | None]] = {}
+DEFENSES: dict[str, Callable[..., Defense]] = {}
+
+# Registration points: these conditions exist in the design but their ops have not been
+# merged into this build. Replace an entry by a registered factory when its op lands.
+UNAVAILABLE_POISONS = {
+    "ar": "the AR poison (poisonkit.poisons.ar, DESIGN §3.1) is not merged into this build",
+}
+UNAVAILABLE_DEFENSES = {
+    "rsk+ff": "the RSK+FF low-pass defense (DESIGN §3.3) is not merged into this build",
+    "projection": "the orthogonal projection defense (poisonkit.defenses.projection, "
+                  "DESIGN §3.4) is not merged into this build",
+}
+
+
+def register_poison(name: str):
+    def deco(factory):
+        POISONS[name] = factory
+        return factory
+    return deco
+
+
+def register_defense(name: str):
+    def deco(factory):
+        DEFENSES[name] = factory
+        return factory
+    return deco
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_spec(spec: str) -> tuple[str, list, dict]:
+    """'name[:value | :key=value,...]' -> (name, args, kwargs)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConditionError(f"condition: expected a non-empty name, got {spec!r}")
+    name, _, params = spec.strip().partition(":")
+    args, kwargs = [], {}
+    for part in filter(None, params.split(",")):
+        key, eq, val = part.partition("=")
+        if eq:
+            kwargs[key.strip()] = _value(val.strip())
+        else:
+            args.append(_value(part.strip()))
+    return name, args, kwargs
+
+
+def check_spec(kind: str, spec: str) -> tuple[Callable, list, dict]:
+    """(factory, args, kwargs) for a 'poison' or 'defense' spec; raises ConditionUnavailable
+    for a registration point whose op is not in this build, ConditionError for an unknown
+    name or parameters the factory does not take."""
+    registry, missing = ((POISONS, UNAVAILABLE_POISONS) if kind == "poison"
+                         else (DEFENSES, UNAVAILABLE_DEFENSES))
+    name, args, kwargs = parse_spec(spec)
+    if name in missing:
+        raise ConditionUnavailable(f"{kind} {name!r}: {missing[name]}")
+    if name not in registry:
+        raise ConditionError(f"{kind}: unknown name {name!r}; expected one of "
+                             f"{sorted(registry)} (not yet available: {sorted(missing)})")
+    factory = registry[name]
+    try:
+        inspect.signature(factory).bind(None, *args, **kwargs)
+    except TypeError as e:
+        params = list(inspect.signature(factory).parameters)[1:]
+        raise ConditionError(f"{kind} {spec!r}: bad parameters ({e}); {name!r} takes "
+                             f"{params or 'no parameters'}") from None
+    return factory, args, kwargs
+
+
+def make_poison(spec: str, ctx: Context) -> Poison | None:
+    """The poison for spec ('none' gives None)."""
+    factory, args, kwargs = check_spec("poison", spec)
+    return factory(ctx, *args, **kwargs)
+
+
+def make_defense(spec: str, ctx: Context) -> Defense:
+    factory, args, kwargs = check_spec("defense", spec)
+    return factory(ctx, *args, **kwargs)
+
+
+def is_available(poison: str, defense: str) -> bool:
+    """True when both conditions' ops are in this build (names only)."""
+    try:
+        check_spec("poison", poison), check_spec("defense", defense)
+    except ConditionUnavailable:
+        return False
+    return True
+
+
+# --- poisons ---------------------------------------------------------------------------
+
+@register_poison("none")
+def _no_poison(ctx: Context) -> None:
+    return None
+
+
+@register_poison("blur")
+def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0) -> Poison:
+    """Class-wise blur ('CUDA', DESIGN §3.2); key 0 gives the reference kernels."""
+    blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=key)
+    return lambda images, labels: blur(images, labels)[0]
+
+
+# --- defenses --------------------------------------------------------------------------
+
+@register_defense("none")
+def _no_defense(ctx: Context) -> Defense:
+    return Defense()
+
+
+def _on_unit(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Runs fn on [0, 1] floats, as the reference runs its filters after ToTensor."""
+    return lambda images: fn(images.float().div_(255))
+
+
+@register_defense("ssk")
+def _ssk(ctx: Context, center: float = 2.5, padding: str = "valid") -> Defense:
+    """Fixed sharpening alone; 'valid' (the reference's) then reflect-padded back."""
+    return Defense(_on_unit(Sharpen(center=center, padding=padding)))
+
+
+@register_defense("rsk")
+def _rsk(ctx: Context, center: float = 2.5, std: float = 0.1, padding: str = "valid") -> Defense:
+    """Random sharpening alone, a fresh kernel per image per epoch. Draws from torch's
+    global RNG, which the harness seeds and DataLoader reseeds per worker."""
+    return Defense(_on_unit(RandomSharpen(center=center, std=std, padding=padding)))
+
+
+@register_defense("jpeg")
+def _jpeg(ctx: Context, quality: int = 10) -> Defense:
+    jpeg_roundtrip(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), quality)  # validates quality now
+    return Defense(lambda images: jpeg_roundtrip(images, quality))
+
+
+@register_defense("grayscale")
+def _grayscale(ctx: Context) -> Defense:
+    """Grayscale (3 equal channels) on training and test images: the model is then a
+    grayscale model, as in the 'going grayscale' defense."""
+    return Defense(lambda images: TF.rgb_to_grayscale(images, num_output_channels=images.shape[1]),
+                   apply_to_test=True)
+
+
+@register_defense("pgd")
+def _pgd(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10) -> Defense:
+    """PGD adversarial training, L-inf; eps and step in 1/255 units (8 and 2 by default)."""
+    return Defense(adversary=PGD(eps=eps / 255, step=step / 255, steps=steps))

@@ -1,0 +1,146 @@
+"""The training loop of the evaluation protocol (DESIGN §4): SGD 0.1 / momentum 0.9 /
+weight decay 5e-4, crop+flip on whole batches, clean test accuracy after every epoch.
+On CUDA: bfloat16 autocast and channels_last. Under torchrun: DistributedDataParallel."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .adversarial import PGD
+from .augment import crop_flip, normalize
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    warmup: float = 0.2          # fraction of steps with a linear warm-up, then linear decay to 0
+    test_batch_size: int = 1000
+    seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs: expected a positive int, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive int, got {self.batch_size!r}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup: expected a fraction in [0, 1), got {self.warmup!r}")
+
+
+@dataclass
+class History:
+    """Per-epoch metrics; accuracies are fractions of the clean test set."""
+    test_accuracy: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def peak_accuracy(self) -> float:
+        return max(self.test_accuracy)
+
+    @property
+    def peak_epoch(self) -> int:
+        """1-based epoch of the first peak (early stopping would stop there)."""
+        return self.test_accuracy.index(self.peak_accuracy) + 1
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.test_accuracy[-1]
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] or float [0, 1] images -> float32 [0, 1]."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warm-up from 0.1x over the first `warmup` of the steps, then linear decay to 0."""
+    peak = max(1, round(warmup * total))
+    if step < peak:
+        return 0.1 + 0.9 * step / peak
+    return max(0.0, (total - step) / max(1, total - peak))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+             prep: Callable, transform: Callable | None = None, amp: bool = False) -> float:
+    """Accuracy on (images, labels), uint8 NCHW on the CPU; transform applies to the images
+    first (for defenses that change the input domain)."""
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size]
+        x = transform(x) if transform is not None else x
+        x = to_unit(x.to(device, non_blocking=True))
+        with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+            pred = model(prep(x)).argmax(1)
+        correct += (pred.cpu() == labels[i:i + batch_size]).sum().item()
+    return correct / len(images)
+
+
+def train(model: torch.nn.Module, loader, test_images: torch.Tensor, test_labels: torch.Tensor,
+          config: TrainConfig, device: torch.device, adversary: PGD | None = None,
+          test_transform: Callable | None = None, verbose: bool = True, desc: str = "train") -> History:
+    """Trains model (already on device) on loader's (images, labels) batches; returns the
+    per-epoch history. Test accuracy is measured on clean (untransformed) test images unless
+    test_transform is given."""
+    cuda = device.type == "cuda"
+    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    model.to(memory_format=memory_format)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    net = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
+    prep = lambda x: normalize(x).contiguous(memory_format=memory_format)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay, nesterov=config.nesterov)
+    total = config.epochs * len(loader)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, config.warmup))
+    gen = torch.Generator().manual_seed(config.seed)
+    history = History()
+    for epoch in range(config.epochs):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        net.train()
+        start, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
+        bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{config.epochs}", leave=False, disable=not verbose)
+        for x, y in bar:
+            x = crop_flip(to_unit(x.to(device, non_blocking=True)), generator=gen)
+            y = y.to(device, non_blocking=True)
+            if adversary is not None:  # the unwrapped model: no gradient sync for the attack
+                with torch.autocast(device.type, torch.bfloat16, enabled=cuda):
+                    x = adversary.perturb(model, x, y, prep)
+            with torch.autocast(device.type, torch.bfloat16, enabled=cuda):
+                logits = net(prep(x))
+            loss = F.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+        acc = evaluate(model, test_images, test_labels, config.test_batch_size, prep,
+                       test_transform, amp=cuda)
+        history.test_accuracy.append(acc)
+        history.train_accuracy.append(correct / seen)
+        history.train_loss.append(loss_sum / seen)
+        history.epoch_seconds.append(time.perf_counter() - start)
+        if verbose:
+            tqdm.write(f"{desc} epoch {epoch + 1}/{config.epochs}: loss {loss_sum / seen:.3f} "
+                       f"train {correct / seen:.1%} test {acc:.1%} ({history.epoch_seconds[-1]:.1f}s)")
+    return history
