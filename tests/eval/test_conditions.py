@@ -1,0 +1,125 @@
+"""Every registered condition's wiring, spec parsing, and the errors for unknown and
+unavailable names and bad parameters."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from poisonkit.data import synthetic_images
+from poisonkit.defenses.jpeg import jpeg_roundtrip
+from poisonkit.eval.conditions import (DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS,
+                                       ConditionError, ConditionUnavailable, Context, Defense,
+                                       is_available, make_defense, make_poison, parse_spec)
+from poisonkit.transforms import ClasswiseBlur, Sharpen
+
+CTX = Context(num_classes=10, image_shape=(3, 32, 32))
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return synthetic_images(12)
+
+
+def test_registries_and_registration_points_are_disjoint():
+    assert not set(POISONS) & set(UNAVAILABLE_POISONS)
+    assert not set(DEFENSES) & set(UNAVAILABLE_DEFENSES)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("jpeg", ("jpeg", [], {})), ("jpeg:10", ("jpeg", [10], {})),
+    ("pgd:eps=4,steps=2", ("pgd", [], {"eps": 4, "steps": 2})),
+    ("rsk:std=0.2,padding=reflect", ("rsk", [], {"std": 0.2, "padding": "reflect"})),
+])
+def test_parse_spec(spec, expected):
+    assert parse_spec(spec) == expected
+
+
+def test_no_poison(batch):
+    assert make_poison("none", CTX) is None
+
+
+def test_blur_poison_is_the_reference_classwise_blur(batch):
+    x, y = batch
+    assert torch.equal(make_poison("blur", CTX)(x, y), ClasswiseBlur(10)(x, y)[0])
+    assert not torch.equal(make_poison("blur:key=1", CTX)(x, y), ClasswiseBlur(10)(x, y)[0])
+
+
+def test_every_defense_keeps_the_image_geometry(batch):
+    x, _ = batch
+    for name in DEFENSES:
+        out = make_defense(name, CTX)(x)
+        assert out.shape == x.shape, name
+        assert out.dtype in (torch.uint8, torch.float32), name
+
+
+def test_no_defense_is_the_identity(batch):
+    d = make_defense("none", CTX)
+    assert torch.equal(d(batch[0]), batch[0]) and d.adversary is None and not d.apply_to_test
+
+
+def test_ssk_is_valid_sharpening_reflect_padded_back(batch):
+    x, _ = batch
+    out = make_defense("ssk", CTX)(x)
+    valid = Sharpen(padding="valid")(x.float() / 255)
+    torch.testing.assert_close(out, F.pad(valid, (1, 1, 1, 1), mode="reflect"))
+
+
+def test_rsk_draws_fresh_kernels_at_every_call(batch):
+    x, _ = batch
+    d = make_defense("rsk", CTX)
+    a, b = d(x), d(x)
+    assert a.dtype == torch.float32 and not torch.equal(a, b)
+    assert (a - x / 255).abs().mean() < 0.1  # a sharpened image, not noise
+
+
+def test_jpeg_defense(batch):
+    x, _ = batch
+    assert torch.equal(make_defense("jpeg:25", CTX)(x), jpeg_roundtrip(x, 25))
+    assert torch.equal(make_defense("jpeg", CTX)(x), jpeg_roundtrip(x, 10))
+
+
+def test_grayscale_defense_applies_to_test_images_too(batch):
+    x, _ = batch
+    d = make_defense("grayscale", CTX)
+    out = d(x)
+    assert d.apply_to_test and torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    ref = (0.2989 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).round()
+    assert (out[:, 0].float() - ref).abs().max() <= 1
+
+
+def test_pgd_defense_is_an_adversary_with_pixel_units(batch):
+    d = make_defense("pgd:eps=4,steps=3", CTX)
+    assert d.transform is None and torch.equal(d(batch[0]), batch[0])
+    assert d.adversary.eps == pytest.approx(4 / 255) and d.adversary.steps == 3
+    assert make_defense("pgd", CTX).adversary.eps == pytest.approx(8 / 255)
+
+
+def test_defense_pads_a_smaller_output_back_with_reflection():
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
+    out = Defense(lambda b: b[..., 1:-1, 1:-1])(x)
+    torch.testing.assert_close(out, F.pad(x[..., 1:-1, 1:-1], (1, 1, 1, 1), mode="reflect"))
+
+
+def test_unknown_names_are_errors():
+    with pytest.raises(ConditionError, match=r"poison: unknown name 'cuda'.*'blur'"):
+        make_poison("cuda", CTX)
+    with pytest.raises(ConditionError, match=r"defense: unknown name 'blurr'.*'jpeg'"):
+        make_defense("blurr", CTX)
+    with pytest.raises(ConditionError, match="non-empty"):
+        make_defense("", CTX)
+
+
+@pytest.mark.parametrize("kind, name", [("poison", n) for n in UNAVAILABLE_POISONS]
+                         + [("defense", n) for n in UNAVAILABLE_DEFENSES])
+def test_unavailable_conditions_raise_with_the_reason(kind, name):
+    make = make_poison if kind == "poison" else make_defense
+    with pytest.raises(ConditionUnavailable, match="not merged"):
+        make(name, CTX)
+    assert not is_available(name if kind == "poison" else "none", name if kind == "defense" else "none")
+
+
+@pytest.mark.parametrize("spec, match", [("jpeg:quality=0", "quality"), ("jpeg:10,20", "bad parameters"),
+                                         ("rsk:sigma=1", "bad parameters.*'rsk' takes"),
+                                         ("rsk:padding=wrap", "padding"), ("pgd:eps=-1", "eps")])
+def test_bad_parameters_are_errors(spec, match):
+    with pytest.raises(ValueError, match=match):
+        make_defense(spec, CTX)

@@ -1,0 +1,54 @@
+"""Training loop bookkeeping: peak/epoch/final, the schedule, evaluation, a tiny run."""
+import pytest
+import torch
+
+from poisonkit.data import PoisonedDataset, make_loader, synthetic_images
+from poisonkit.eval.models import build_model
+from poisonkit.eval.train import History, TrainConfig, evaluate, lr_factor, train
+
+
+def test_peak_is_the_first_maximum_and_final_the_last_epoch():
+    h = History(test_accuracy=[0.1, 0.5, 0.3, 0.5, 0.2])
+    assert (h.peak_accuracy, h.peak_epoch, h.final_accuracy) == (0.5, 2, 0.2)
+    assert History(test_accuracy=[0.4]).peak_epoch == 1
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    f = [lr_factor(s, 100, 0.2) for s in range(101)]
+    assert f[0] == pytest.approx(0.1) and f[20] == pytest.approx(1.0) and f[100] == 0
+    assert all(a < b for a, b in zip(f[:20], f[1:21])) and all(a > b for a, b in zip(f[20:100], f[21:]))
+
+
+class Constant(torch.nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.k, self.w = k, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(torch.full((len(x),), self.k), 10).float() + self.w
+
+
+def test_evaluate_counts_correct_predictions_and_applies_the_test_transform():
+    x, y = synthetic_images(30)
+    assert evaluate(Constant(3), x, y, 7, prep=lambda t: t) == pytest.approx((y == 3).float().mean().item())
+    seen = []
+    evaluate(Constant(3), x, y, 7, prep=lambda t: t, transform=lambda b: seen.append(len(b)) or b)
+    assert sum(seen) == 30
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("lr", float("nan")),
+                                          ("warmup", 1.0)])
+def test_bad_config_is_an_error(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_tiny_training_run_records_every_epoch():
+    torch.manual_seed(0)
+    x, y = synthetic_images(64)
+    loader = make_loader(PoisonedDataset(x, y), batch_size=32, shuffle=True)
+    h = train(build_model("small", 10), loader, x[:16], y[:16], TrainConfig(epochs=2, batch_size=32),
+              torch.device("cpu"), verbose=False)
+    for series in (h.test_accuracy, h.train_accuracy, h.train_loss, h.epoch_seconds):
+        assert len(series) == 2
+    assert all(0 <= a <= 1 for a in h.test_accuracy + h.train_accuracy)
