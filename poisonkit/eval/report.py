@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-SCHEMA = "poisonkit.eval/1"
+SCHEMA = "poisonkit.eval/1"                # one run
+MATRIX_SCHEMA = "poisonkit.eval.matrix/1"  # results.json: {"schema", "runs": [...], "notes": [...]}
 # Every run record holds these keys (accuracies are fractions; epochs are 1-based).
 RESULT_KEYS = {
     "schema": str, "poison": str, "defense": str, "model": str, "epochs": int,

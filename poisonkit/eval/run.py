@@ -61,6 +61,13 @@ def _data_record(data: ImageDataset) -> dict:
             "num_classes": data.num_classes, "image_shape": list(data.image_shape)}
 
 
+def _settings(data: ImageDataset, poison: str, defense: str, model: str, config: TrainConfig,
+              workers: int) -> dict:
+    """What determines a run's result (and so whether a finished run can be reused)."""
+    return {"poison": poison, "defense": defense, "model": model, "epochs": config.epochs,
+            "data": _data_record(data), "config": {**asdict(config), "workers": workers}}
+
+
 def example_picks(labels: torch.Tensor, count: int = 10) -> torch.Tensor:
     """Index of the first training image of each of the first `count` classes."""
     classes = labels.unique()[:count]
@@ -99,9 +106,8 @@ def run_condition(data: ImageDataset, poison: str, defense: str, model: str = "s
                     test_transform=defense_obj if defense_obj.apply_to_test else None,
                     verbose=verbose and is_main_process(), desc=f"{poison} / {defense}")
     result = {
-        "schema": report.SCHEMA, "poison": poison, "defense": defense, "model": model,
-        "epochs": config.epochs, "data": _data_record(data),
-        "config": {**asdict(config), "workers": workers}, "device": str(dev),
+        "schema": report.SCHEMA, **_settings(data, poison, defense, model, config, workers),
+        "device": str(dev),
         **asdict(history), "peak_accuracy": history.peak_accuracy,
         "peak_epoch": history.peak_epoch, "final_accuracy": history.final_accuracy,
         "seconds": time.perf_counter() - start,
@@ -117,8 +123,7 @@ def _reusable(path: Path, expected: dict) -> dict | None:
         old = report.validate_result(json.loads(path.read_text()))
     except (OSError, ValueError):
         return None
-    same = all(old[k] == expected[k] for k in ("poison", "defense", "model", "epochs", "data", "config"))
-    return old if same else None
+    return old if all(old[k] == v for k, v in expected.items()) else None
 
 
 def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str | os.PathLike,
@@ -130,23 +135,22 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
     check_conditions(conditions)
     config = config or TrainConfig(nesterov=NESTEROV.get(model, False))
     out = Path(out)
-    results, rows, poisoned_cache = [], [("clean", data.x_train[example_picks(data.y_train)])], {}
+    picks = example_picks(data.y_train)
+    results, rows, poisoned_cache = [], [("clean", data.x_train[picks])], {}
     for poison, defense in conditions:
         path = out / "runs" / f"{_slug(poison, defense)}.json"
-        expected = {"poison": poison, "defense": defense, "model": model, "epochs": config.epochs,
-                    "data": _data_record(data), "config": {**asdict(config), "workers": workers}}
         if poison not in poisoned_cache:
             poisoned_cache[poison] = poison_images(data, poison, config.seed)
             if poison != "none":
-                rows.append((poison, poisoned_cache[poison][example_picks(data.y_train)]))
-        old = _reusable(path, expected) if resume else None
+                rows.append((poison, poisoned_cache[poison][picks]))
+        settings = _settings(data, poison, defense, model, config, workers)
+        old = _reusable(path, settings) if resume else None
         if old is not None:
             print(f"{poison} / {defense}: reusing {path}")
             result = old
-            picks = example_picks(data.y_train)
             ctx = Context(data.num_classes, data.image_shape, config.seed, poisoned_cache[poison], data.y_train)
-            defended = make_defense(defense, ctx)(poisoned_cache[poison][picks])
-            examples = {"poisoned": poisoned_cache[poison][picks], "defended": defended}
+            examples = {"poisoned": poisoned_cache[poison][picks],
+                        "defended": make_defense(defense, ctx)(poisoned_cache[poison][picks])}
         else:
             result, examples = run_condition(data, poison, defense, model, config, device, workers,
                                              poisoned=poisoned_cache[poison], verbose=verbose)
@@ -165,7 +169,8 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
 def write_report(results: list[dict], rows: list, out: Path, title: str, data: ImageDataset,
                  notes: list[str]) -> None:
     table = report.markdown_table(results)
-    report.write_json(out / "results.json", {"schema": report.SCHEMA, "runs": results, "notes": notes})
+    report.write_json(out / "results.json", {"schema": report.MATRIX_SCHEMA, "runs": results,
+                                             "notes": notes})
     report.plot_curves(results, out / "curves.png")
     report.plot_examples(rows, out / "examples.png")
     r0 = results[0]

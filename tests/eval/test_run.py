@@ -92,6 +92,7 @@ def test_matrix_writes_a_complete_report_and_resumes(tiny, tmp_path, monkeypatch
                      "runs/blur__jpeg-10.json", "runs/blur__none.json",
                      "runs/none__none.json"]
     saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["schema"] == report.MATRIX_SCHEMA
     assert [report.validate_result(r) for r in saved["runs"]] == results
     readme = (tmp_path / "README.md").read_text()
     assert "| blur | jpeg:10 |" in readme and "curves.png" in readme
