@@ -11,7 +11,11 @@ ifneq ($(wildcard /usr/local/cuda/bin/nvcc),)
 export CUDA_HOME ?= /usr/local/cuda
 endif
 export MAX_JOBS ?= 2
+# The team's CIFAR-10 subset when present; without it the demo uses CIFAR-10 through
+# torchvision (online) or procedural images (offline).
+ifneq ($(wildcard ../shared/data/cifar10-10k.npz),)
 export POISONKIT_DATA ?= $(abspath ../shared/data/cifar10-10k.npz)
+endif
 
 .PHONY: build test demo bench clean
 

@@ -16,7 +16,7 @@ TINY = TrainConfig(epochs=1, batch_size=32, test_batch_size=64)
 
 @pytest.fixture(scope="module")
 def tiny():
-    return synthetic_dataset(train=64, test=32)
+    return synthetic_dataset(train=64, test=32, size=16)  # small images: fast steps
 
 
 @pytest.mark.parametrize("defense", sorted(set(DEFENSES) - {"pgd"}) + ["pgd:steps=1"])
@@ -24,7 +24,7 @@ def test_every_defense_trains_on_the_poison(tiny, defense):
     result, examples = run_condition(tiny, "blur", defense, config=TINY, verbose=False)
     assert report.validate_result(result) is result
     assert result["poison"] == "blur" and result["defense"] == defense
-    assert examples["poisoned"].shape == (10, 3, 32, 32)
+    assert examples["poisoned"].shape == (10, 3, 16, 16)
 
 
 def test_clean_condition_trains_on_the_stored_images(tiny):
