@@ -13,10 +13,19 @@ import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# Timing effort: `poisonkit bench --quick` lowers it for a run of a few minutes in all.
+TIMING = {"min_time": 0.3, "repeats": 5}
 
-def images_per_second(fn: Callable[[], object], n_images: int, min_time: float = 0.3,
-                      repeats: int = 5) -> float:
+
+def set_quick(quick: bool) -> None:
+    TIMING.update({"min_time": 0.05, "repeats": 3} if quick else {"min_time": 0.3, "repeats": 5})
+
+
+def images_per_second(fn: Callable[[], object], n_images: int, min_time: float | None = None,
+                      repeats: int | None = None) -> float:
     """Best-of-`repeats` throughput; each repeat runs fn enough times to last min_time."""
+    min_time = TIMING["min_time"] if min_time is None else min_time
+    repeats = TIMING["repeats"] if repeats is None else repeats
     fn()  # warm-up (allocations, caches, lazy init)
     if torch.cuda.is_available():
         torch.cuda.synchronize()

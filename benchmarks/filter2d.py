@@ -15,7 +15,7 @@ from .common import images_per_second, load_cifar_uint8, write_results
 N = 512
 
 
-def main() -> None:
+def main(quick: bool = False) -> None:
     torch.set_num_threads(2)
     cv2.setNumThreads(2)
     x = load_cifar_uint8(N)
@@ -50,12 +50,12 @@ def main() -> None:
     add(case, "poisonkit ClasswiseBlur", lambda: blur(x, y))
     add(case, "torch grouped conv2d (batched)",
         lambda: peers.classwise_torch_batched(x, y, blur.kernels))
-    n_ref = 128
+    n_ref = 32 if quick else 128
     add(case, "reference loop (per image)",
         lambda: peers.classwise_reference_loop(x[:n_ref], y[:n_ref], blur.kernels), n_ref)
 
     write_results("filter2d", rows, "filter2d: sharpening and class-wise blur, CPU",
-                  notes="Batch of 512 real CIFAR-10 images (the reference loop: 128). "
+                  notes=f"Batch of {N} real CIFAR-10 images (the reference loop: {n_ref}). "
                         "Speedup = poisonkit images/s over the row's images/s.")
 
 

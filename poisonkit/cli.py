@@ -11,6 +11,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from benchmarks.run_all import run
+    except ImportError as err:
+        raise SystemExit("bench: run from a poisonkit source checkout (the benchmarks/ "
+                         f"folder is not installed): {err}")
+    run(quick=args.quick, only=args.only.split(",") if args.only else None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -20,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=None,
                       help=".npz with x_train/y_train (default: $POISONKIT_DATA)")
     demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="benchmark every op against its peers; writes "
+                                         "benchmarks/results/ and a leaderboard")
+    bench.add_argument("--quick", action="store_true", help="shorter timings (a few minutes)")
+    bench.add_argument("--only", default=None, help="comma-separated benchmark names")
+    bench.set_defaults(func=_bench)
     return parser
 
 
