@@ -13,7 +13,7 @@ endif
 export MAX_JOBS ?= 2
 export POISONKIT_DATA ?= $(abspath ../shared/data/cifar10-10k.npz)
 
-.PHONY: build test demo bench clean
+.PHONY: build dali test demo bench clean
 
 $(DEPS): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,18 @@ $(DEPS): requirements.txt
 build: $(DEPS)
 	$(PY) setup.py -q build_ext --inplace
 
-test: build
+# The DALI plugin (libpoisonkit_dali.so), built by CMake against the pinned DALI wheel.
+dali: $(DEPS)
+	cmake -S . -B build/dali -DPython_EXECUTABLE=$(abspath $(PY))
+	cmake --build build/dali -j $(MAX_JOBS)
+
+test: build dali
 	$(PY) -m pytest -q tests
 
 demo: build
 	$(PY) -m poisonkit demo --out out/demo
 
-bench: build
+bench: build dali
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-json=benchmarks/results/pytest-benchmark.json
 	$(PY) -m poisonkit bench
 

@@ -1,5 +1,4 @@
-// The DALI version this plugin was compiled against: a plugin only works with that exact
-// version, so poisonkit.dali compares it with the installed one before loading the plugin.
-extern "C" __attribute__((visibility("default"))) const char* poisonkit_dali_built_for() {
-  return POISONKIT_DALI_VERSION;
-}
+// The DALI version this plugin was compiled against, as a marker string that poisonkit.dali
+// reads from the file before loading it: a plugin only works with that exact DALI version.
+extern "C" __attribute__((used, visibility("default")))
+const char poisonkit_dali_built_for[] = "poisonkit-dali-built-for:" POISONKIT_DALI_VERSION;
