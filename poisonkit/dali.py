@@ -177,8 +177,10 @@ def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: i
     @pipeline_def(batch_size=source.batch_size, num_threads=num_threads, device_id=device_id,
                   seed=seed, prefetch_queue_depth=prefetch_queue_depth)
     def pipe():
+        # cycle="raise": end each epoch with StopIteration, call iter(source) again on reset.
         images, labels = fn.external_source(source=source, num_outputs=2, batch=True,
-                                            layout=["HWC", ""], dtype=[types.UINT8, types.INT32])
+                                            cycle="raise", layout=["HWC", ""],
+                                            dtype=[types.UINT8, types.INT32])
         if device_id is not None:
             images = images.gpu()
         if poison_kernels is not None:
@@ -196,7 +198,8 @@ def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: i
 
 def torch_iterator(pipeline, output_map: Sequence[str] = ("images", "labels")):
     """A PyTorch iterator over ``pipeline`` that keeps the partial last batch and restarts
-    each epoch (DALIGenericIterator, LastBatchPolicy.PARTIAL, auto_reset)."""
+    each epoch (DALIGenericIterator, LastBatchPolicy.PARTIAL, auto_reset). Create it once and
+    loop over it once per epoch; batches are lists with one dict per pipeline."""
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
     return DALIGenericIterator(pipeline, list(output_map), last_batch_policy=LastBatchPolicy.PARTIAL,
                                auto_reset=True)
