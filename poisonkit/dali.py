@@ -46,7 +46,8 @@ def plugin_dali_version(path: str | os.PathLike) -> str:
     """The DALI version a plugin file was compiled against (read without loading it)."""
     match = _BUILT_FOR.search(Path(path).read_bytes())
     if match is None:
-        raise RuntimeError(f"DALI plugin: {path} is not a poisonkit DALI plugin (no version marker)")
+        raise RuntimeError(f"poisonkit.dali: {path} is not a poisonkit DALI plugin "
+                           "(no version marker)")
     return match.group(1).decode()
 
 
@@ -82,7 +83,8 @@ def load(path: str | os.PathLike | None = None) -> Path:
 
 
 def _flat_floats(name: str, value) -> list[float]:
-    array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float32)
+    value = value.detach().cpu() if hasattr(value, "detach") else value
+    array = np.asarray(value, dtype=np.float32)
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: expected finite values")
     return array.reshape(-1).tolist()
@@ -150,7 +152,8 @@ class BatchSource:
         self.epoch += 1
         self._next = 0
         if self.shuffle:
-            self._order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.images))
+            rng = np.random.default_rng((self.seed, self.epoch))
+            self._order = rng.permutation(len(self.images))
         return self
 
     def __next__(self):
@@ -158,7 +161,8 @@ class BatchSource:
             raise StopIteration
         index = self._order[self._next:self._next + self.batch_size]
         self._next += self.batch_size
-        return [np.ascontiguousarray(self.images[i]) for i in index], [self.labels[i] for i in index]
+        images = [np.ascontiguousarray(self.images[i]) for i in index]
+        return images, [self.labels[i] for i in index]
 
 
 def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: int | None = None,
@@ -201,5 +205,5 @@ def torch_iterator(pipeline, output_map: Sequence[str] = ("images", "labels")):
     each epoch (DALIGenericIterator, LastBatchPolicy.PARTIAL, auto_reset). Create it once and
     loop over it once per epoch; batches are lists with one dict per pipeline."""
     from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
-    return DALIGenericIterator(pipeline, list(output_map), last_batch_policy=LastBatchPolicy.PARTIAL,
-                               auto_reset=True)
+    return DALIGenericIterator(pipeline, list(output_map),
+                               last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)

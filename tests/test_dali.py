@@ -103,7 +103,7 @@ def test_classwise_blur_float_mixed_sizes_and_chw(cifar):
     labels = [np.array(v, dtype=np.int64) for v in y]
     kernels = class_kernels()
     for layout in ("HWC", "CHW"):
-        data = [x.numpy() for x in images] if layout == "CHW" else [x.permute(1, 2, 0).numpy().copy() for x in images]
+        data = [(x if layout == "CHW" else x.permute(1, 2, 0)).numpy().copy() for x in images]
         (out,) = run_pipeline(classwise, {"images": data, "labels": labels}, {"images": layout})
         for i, x in enumerate(images):
             expected = ops.filter2d(x, kernels[y[i]], padding="zeros", normalize="max",

@@ -33,8 +33,8 @@ std::vector<T> per_sample_arg(const ::dali::OpSpec& spec, const ::dali::Argument
                 (uint8_t, int8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t,
                  float, double),
                 (out[i] = static_cast<T>(arg.template tensor<A>(i)[0]);),
-                (DALI_FAIL(::dali::make_string("argument `", name, "`: expected a numeric type, got ",
-                                               arg.type()));));
+                (DALI_FAIL(::dali::make_string("argument `", name, "`: expected a numeric ",
+                                               "type, got ", arg.type()));));
   }
   return out;
 }

@@ -94,9 +94,10 @@ floats, class 0 first (poisonkit.poisons.classwise_blur.class_kernels gives the 
             ::DALI_FLOAT_VEC)
     .AddOptionalArg("kernel_size", "Side of each (square, odd) class kernel.", 3);
 
-DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, poisonkit::dali_ops::ClasswiseBlur<CPUBackend>, CPU);
+using poisonkit::dali_ops::ClasswiseBlur;
+DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, ClasswiseBlur<CPUBackend>, CPU);
 #if defined(POISONKIT_WITH_CUDA)
-DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, poisonkit::dali_ops::ClasswiseBlur<GPUBackend>, GPU);
+DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, ClasswiseBlur<GPUBackend>, GPU);
 #endif
 
 

@@ -107,9 +107,9 @@ class Sharpen : public Filter2dOp<Backend> {
       if (stddev[i] == 0.0f) {
         std::fill_n(nb, 4, (c - 1.0) / 4.0);
       } else {
-        const auto u = [](int64_t v) { return static_cast<uint32_t>(v); };
-        const auto hi = [](int64_t v) { return static_cast<uint32_t>(static_cast<uint64_t>(v) >> 32); };
-        std::seed_seq seq{u(seed_), hi(seed_), u(iteration_), hi(iteration_),
+        const auto lo = [](int64_t v) { return static_cast<uint32_t>(v); };
+        const auto hi = [](int64_t v) { return static_cast<uint32_t>(uint64_t(v) >> 32); };
+        std::seed_seq seq{lo(seed_), hi(seed_), lo(iteration_), hi(iteration_),
                           static_cast<uint32_t>(i)};
         std::mt19937_64 rng(seq);
         std::normal_distribution<double> normal(0.0, stddev[i]);
@@ -149,9 +149,10 @@ flat list of 1, 9, 25 or 49 floats (square), or per sample a float32 [kh, kw] te
 up to 7, the same for the whole batch).)", nullptr, true)
     .AddRandomSeedArg();
 
-DALI_REGISTER_OPERATOR(poisonkit__sharpen, poisonkit::dali_ops::Sharpen<CPUBackend>, CPU);
+using poisonkit::dali_ops::Sharpen;
+DALI_REGISTER_OPERATOR(poisonkit__sharpen, Sharpen<CPUBackend>, CPU);
 #if defined(POISONKIT_WITH_CUDA)
-DALI_REGISTER_OPERATOR(poisonkit__sharpen, poisonkit::dali_ops::Sharpen<GPUBackend>, GPU);
+DALI_REGISTER_OPERATOR(poisonkit__sharpen, Sharpen<GPUBackend>, GPU);
 #endif
 
 
