@@ -319,7 +319,8 @@ def test_gpu_backends_equal_cpu(cifar, dtype):
     for out_cpu, out_gpu in zip(cpu, gpu):
         for a, b in zip(out_cpu, out_gpu):
             if a.dtype == np.uint8:
-                # normalize_max divides on the GPU too, but in another order: allow 1 level
+                # nvcc fuses multiply-adds (FMA), gcc does not here: at a rounding boundary
+                # the uint8 results may differ by one level
                 assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
             else:
                 np.testing.assert_allclose(a, b, atol=1e-5)
