@@ -1,6 +1,7 @@
 # The two commands: `make demo` (set up, build, run the main job) and `make test`.
 # Each creates .venv if missing, installs the pinned requirements, builds poisonkit._C
 # in place (C++ always, CUDA sources when nvcc and a CUDA torch are present), then runs.
+# `make test` and `make bench` also build the DALI plugin (build/dali/libpoisonkit_dali.so).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
