@@ -112,12 +112,12 @@ def sharpen(images, *, center=2.5, std=0.0, padding: str = "valid", kernel=None,
     (tensor or array; DataNodes pass through as per-sample ArgumentInputs)."""
     load()
     from nvidia.dali import fn
+    from nvidia.dali.data_node import DataNode
     args = {"padding": padding}
     if seed is not None:
         args["seed"] = seed
     if kernel is not None:
-        is_node = type(kernel).__name__ == "DataNode"
-        args["kernel"] = kernel if is_node else _flat_floats("kernel", kernel)
+        args["kernel"] = kernel if isinstance(kernel, DataNode) else _flat_floats("kernel", kernel)
     else:
         args.update(center=center, std=std)
     return fn.poisonkit.sharpen(images, **args)
