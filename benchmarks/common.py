@@ -70,12 +70,18 @@ def machine() -> dict:
     }
 
 
-def load_cifar_uint8(n: int) -> torch.Tensor:
-    """n real CIFAR-10 images, uint8 NCHW, from $POISONKIT_DATA (or ../shared/data)."""
+def load_cifar(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n real CIFAR-10 training images (uint8 NCHW) and their labels (int64), from
+    $POISONKIT_DATA (or ../shared/data)."""
     from poisonkit.data import load_npz
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-10k.npz"
-    path = os.environ.get("POISONKIT_DATA", str(default))
-    return load_npz(path)["x_train"][:n].contiguous()
+    data = load_npz(os.environ.get("POISONKIT_DATA", str(default)))
+    return data["x_train"][:n].contiguous(), data["y_train"][:n].contiguous()
+
+
+def load_cifar_uint8(n: int) -> torch.Tensor:
+    """n real CIFAR-10 images, uint8 NCHW, from $POISONKIT_DATA (or ../shared/data)."""
+    return load_cifar(n)[0]
 
 
 def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> Path:
