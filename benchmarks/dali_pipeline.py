@@ -70,13 +70,13 @@ def make_pipeline(kind: str, images: list[np.ndarray], labels: np.ndarray, threa
     return p
 
 
-def main(argv=None) -> None:
+def main(argv=None, quick: bool = False) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device-id", type=int, default=None,
                         help="run the image ops on this GPU (default: CPU only)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args([] if argv is None and quick else argv)
     torch.set_num_threads(args.threads)
     pkdali.load()
 
@@ -97,8 +97,7 @@ def main(argv=None) -> None:
     write_results("dali_pipeline", rows, "DALI pipeline: poison -> sharpen -> flip -> normalize",
                   notes="Each row runs the whole pipeline (external source, class-wise blur, "
                         "SSK sharpening with reflect padding, random flip, normalize). The "
-                        "Python function operator forces a synchronous, non-pipelined executor. "
-                        "Numbers from a shared 2-core machine are noisy.")
+                        "Python function operator forces a synchronous, non-pipelined executor.")
 
 
 if __name__ == "__main__":
