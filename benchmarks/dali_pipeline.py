@@ -11,6 +11,7 @@ function operator running poisonkit's torch ops on each batch.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ def main(argv=None, quick: bool = False) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device-id", type=int, default=None,
                         help="run the image ops on this GPU (default: CPU only)")
-    args = parser.parse_args([] if argv is None and quick else argv)
+    args = parser.parse_args(argv or [])
     torch.set_num_threads(args.threads)
     pkdali.load()
 
@@ -101,4 +102,4 @@ def main(argv=None, quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
