@@ -1,6 +1,7 @@
 # The two commands: `make demo` (set up, build, run the main job) and `make test`.
 # Each creates .venv if missing, installs the pinned requirements, builds poisonkit._C
 # in place (C++ always, CUDA sources when nvcc and a CUDA torch are present), then runs.
+# `make test` and `make bench` also build the DALI plugin (build/dali/libpoisonkit_dali.so).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -17,7 +18,7 @@ ifneq ($(wildcard ../shared/data/cifar10-10k.npz),)
 export POISONKIT_DATA ?= $(abspath ../shared/data/cifar10-10k.npz)
 endif
 
-.PHONY: build test demo bench clean
+.PHONY: build dali test demo bench clean
 
 $(DEPS): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,13 +28,18 @@ $(DEPS): requirements.txt
 build: $(DEPS)
 	$(PY) setup.py -q build_ext --inplace
 
-test: build
+# The DALI plugin (libpoisonkit_dali.so), built by CMake against the pinned DALI wheel.
+dali: $(DEPS)
+	cmake -S . -B build/dali -DPython_EXECUTABLE=$(abspath $(PY))
+	cmake --build build/dali -j $(MAX_JOBS)
+
+test: build dali
 	$(PY) -m pytest -q tests
 
 demo: build
 	$(PY) -m poisonkit demo --out out/demo
 
-bench: build
+bench: build dali
 	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-json=benchmarks/results/pytest-benchmark.json
 	$(PY) -m poisonkit bench
 

@@ -13,10 +13,19 @@ import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# Timing effort: `poisonkit bench --quick` lowers it for a run of a few minutes in all.
+TIMING = {"min_time": 0.3, "repeats": 5}
 
-def images_per_second(fn: Callable[[], object], n_images: int, min_time: float = 0.3,
-                      repeats: int = 5) -> float:
+
+def set_quick(quick: bool) -> None:
+    TIMING.update({"min_time": 0.05, "repeats": 3} if quick else {"min_time": 0.3, "repeats": 5})
+
+
+def images_per_second(fn: Callable[[], object], n_images: int, min_time: float | None = None,
+                      repeats: int | None = None) -> float:
     """Best-of-`repeats` throughput; each repeat runs fn enough times to last min_time."""
+    min_time = TIMING["min_time"] if min_time is None else min_time
+    repeats = TIMING["repeats"] if repeats is None else repeats
     fn()  # warm-up (allocations, caches, lazy init)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -61,12 +70,18 @@ def machine() -> dict:
     }
 
 
-def load_cifar_uint8(n: int) -> torch.Tensor:
-    """n real CIFAR-10 images, uint8 NCHW, from $POISONKIT_DATA (or ../shared/data)."""
+def load_cifar(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n real CIFAR-10 training images (uint8 NCHW) and their labels (int64), from
+    $POISONKIT_DATA (or ../shared/data)."""
     from poisonkit.data import load_npz
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-10k.npz"
-    path = os.environ.get("POISONKIT_DATA", str(default))
-    return load_npz(path)["x_train"][:n].contiguous()
+    data = load_npz(os.environ.get("POISONKIT_DATA", str(default)))
+    return data["x_train"][:n].contiguous(), data["y_train"][:n].contiguous()
+
+
+def load_cifar_uint8(n: int) -> torch.Tensor:
+    """n real CIFAR-10 images, uint8 NCHW, from $POISONKIT_DATA (or ../shared/data)."""
+    return load_cifar(n)[0]
 
 
 def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> Path:

@@ -56,6 +56,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    try:
+        from benchmarks.run_all import run
+    except ImportError as err:
+        raise SystemExit("bench: run from a poisonkit source checkout (the benchmarks/ "
+                         f"folder is not installed): {err}")
+    run(quick=args.quick, only=args.only.split(",") if args.only else None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
@@ -80,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the matrix of poisons and defenses, write a report")
     _add_training_args(demo, epochs=EPOCHS)
     demo.set_defaults(func=_demo)
+    bench = sub.add_parser("bench", help="benchmark every op against its peers; writes "
+                                         "benchmarks/results/ and a leaderboard")
+    bench.add_argument("--quick", action="store_true", help="shorter timings (a few minutes)")
+    bench.add_argument("--only", default=None, help="comma-separated benchmark names")
+    bench.set_defaults(func=_bench)
     return parser
 
 

@@ -1,0 +1,51 @@
+// Argument helpers shared by the poisonkit DALI operators: per-sample scalars that may
+// come as constants or ArgumentInputs of any numeric type (DALI does not cast argument
+// inputs), and error messages that name the argument.
+#pragma once
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "dali/core/static_switch.h"
+#include "dali/pipeline/operator/operator.h"
+
+namespace poisonkit::dali_ops {
+
+// Reads argument `name` as one value per sample (a constant is repeated). Argument inputs
+// may be any integer or floating type and must hold one element per sample.
+template <typename T>
+std::vector<T> per_sample_arg(const ::dali::OpSpec& spec, const ::dali::ArgumentWorkspace& ws,
+                              const std::string& name, int nsamples) {
+  std::vector<T> out(nsamples);
+  if (!spec.HasTensorArgument(name)) {
+    out.assign(nsamples, spec.GetArgument<T>(name));
+    return out;
+  }
+  const auto& arg = ws.ArgumentInput(name);
+  DALI_ENFORCE(arg.num_samples() == nsamples,
+               ::dali::make_string("argument `", name, "`: expected one value per sample (",
+                                   nsamples, " samples), got ", arg.num_samples()));
+  for (int i = 0; i < nsamples; ++i) {
+    DALI_ENFORCE(::dali::volume(arg.tensor_shape(i)) == 1,
+                 ::dali::make_string("argument `", name, "`: expected a scalar per sample, got ",
+                                     "shape ", arg.tensor_shape(i), " for sample ", i));
+    TYPE_SWITCH(arg.type(), ::dali::type2id, A,
+                (uint8_t, int8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t,
+                 float, double),
+                (out[i] = static_cast<T>(arg.template tensor<A>(i)[0]);),
+                (DALI_FAIL(::dali::make_string("argument `", name, "`: expected a numeric ",
+                                               "type, got ", arg.type()));));
+  }
+  return out;
+}
+
+// Fails with a message naming `name` unless every value is finite.
+inline void enforce_finite(const std::vector<float>& values, const std::string& name) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    DALI_ENFORCE(std::isfinite(values[i]),
+                 ::dali::make_string("argument `", name, "`: expected finite values, got ",
+                                     values[i], " at index ", i));
+  }
+}
+
+}  // namespace poisonkit::dali_ops

@@ -1,0 +1,104 @@
+// fn.poisonkit.classwise_blur: the CUDA poison (Sadasivan et al., CVPR 2023). Each image is
+// blurred with its class's kernel (depthwise, zero padding), divided by its own global max
+// and stored with truncation, as the reference does; same kernel as the torch op.
+#include <cmath>
+
+#include "args.h"
+#include "filter2d_op.h"
+
+namespace poisonkit::dali_ops {
+
+namespace {
+
+// Reads one integer label per sample from input 1, checking it against [0, num_classes).
+std::vector<int64_t> read_labels(const ::dali::TensorList<::dali::CPUBackend>& labels,
+                                 int nsamples, int num_classes) {
+  DALI_ENFORCE(labels.num_samples() == nsamples,
+               ::dali::make_string("input 1 (labels): expected one label per image (", nsamples,
+                                   "), got ", labels.num_samples()));
+  std::vector<int64_t> out(nsamples);
+  for (int i = 0; i < nsamples; ++i) {
+    DALI_ENFORCE(::dali::volume(labels.tensor_shape(i)) == 1,
+                 ::dali::make_string("input 1 (labels): expected one label per sample, got shape ",
+                                     labels.tensor_shape(i), " for sample ", i));
+    TYPE_SWITCH(labels.type(), ::dali::type2id, L,
+                (uint8_t, int8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t),
+                (out[i] = static_cast<int64_t>(labels.template tensor<L>(i)[0]);),
+                (DALI_FAIL(::dali::make_string("input 1 (labels): expected an integer type, got ",
+                                               labels.type()));));
+    DALI_ENFORCE(out[i] >= 0 && out[i] < num_classes,
+                 ::dali::make_string("input 1 (labels): expected class indices in [0, ",
+                                     num_classes, "), got ", out[i], " for sample ", i));
+  }
+  return out;
+}
+
+}  // namespace
+
+template <typename Backend>
+class ClasswiseBlur : public Filter2dOp<Backend> {
+ public:
+  explicit ClasswiseBlur(const ::dali::OpSpec& spec) : Filter2dOp<Backend>(spec) {
+    const int k = spec.GetArgument<int>("kernel_size");
+    DALI_ENFORCE(k >= 1 && k <= kFilter2dMaxKernel && k % 2 == 1,
+                 ::dali::make_string("argument `kernel_size`: expected an odd size from 1 to ",
+                                     kFilter2dMaxKernel, ", got ", k));
+    kernels_ = spec.GetRepeatedArgument<float>("kernels");
+    const size_t taps = static_cast<size_t>(k) * k;
+    DALI_ENFORCE(!kernels_.empty() && kernels_.size() % taps == 0,
+                 ::dali::make_string("argument `kernels`: expected num_classes * ", k, " * ", k,
+                                     " values (kernel_size ", k, "), got ", kernels_.size()));
+    enforce_finite(kernels_, "kernels");
+    num_classes_ = static_cast<int>(kernels_.size() / taps);
+    this->params_.kernel_h = this->params_.kernel_w = k;
+    this->params_.padding = Padding::Zeros;
+    this->params_.normalize_max = true;
+    this->params_.rounding = Rounding::Truncate;
+  }
+
+ protected:
+  void PrepareKernels(const ::dali::Workspace& ws,
+                      const std::vector<PlanarShape>& shapes) override {
+    const int n = static_cast<int>(shapes.size());
+    const auto labels = read_labels(ws.Input<::dali::CPUBackend>(1), n, num_classes_);
+    const int taps = this->params_.taps();
+    this->weights_.resize(static_cast<size_t>(n) * taps);
+    for (int i = 0; i < n; ++i) {
+      std::copy_n(kernels_.data() + labels[i] * taps, taps, this->weights_.data() + i * taps);
+    }
+  }
+
+ private:
+  std::vector<float> kernels_;
+  int num_classes_ = 0;
+};
+
+}  // namespace poisonkit::dali_ops
+
+// Schema and registration live in DALI's namespace, where its macros expect them.
+namespace dali {
+
+DALI_SCHEMA(poisonkit__classwise_blur)
+    .DocStr(R"(The CUDA poison (Sadasivan et al., CVPR 2023): blurs every image with the kernel
+of its class (depthwise, zero padding), divides it by its own global maximum and stores uint8
+output with truncation, as the reference code does. Float input in [0, 1] gives the normalised
+value, clamped to [0, 1]. Apply it to the stored images before any augmentation.)")
+    .NumInput(2)
+    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
+    .InputDox(1, "labels", "TensorList", "one integer class index per image, on the CPU.")
+    .InputDevice(1, InputDevice::CPU)
+    .InputLayout(0, {"HWC", "CHW"})
+    .NumOutput(1)
+    .AddArg("kernels", R"(The class kernels, flattened: num_classes * kernel_size * kernel_size
+floats, class 0 first (poisonkit.poisons.classwise_blur.class_kernels gives the reference's).)",
+            ::DALI_FLOAT_VEC)
+    .AddOptionalArg("kernel_size", "Side of each (square, odd) class kernel.", 3);
+
+using poisonkit::dali_ops::ClasswiseBlur;
+DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, ClasswiseBlur<CPUBackend>, CPU);
+#if defined(POISONKIT_WITH_CUDA)
+DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, ClasswiseBlur<GPUBackend>, GPU);
+#endif
+
+
+}  // namespace dali

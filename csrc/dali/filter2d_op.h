@@ -1,0 +1,104 @@
+// Base of the operators built on the shared filter2d kernel (class-wise blur, sharpening):
+// a subclass only chooses the options (params_) and one kernel per sample (weights_), in
+// PrepareKernels; this class checks the geometry and calls filter2d's CPU and CUDA drivers.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "../kernels/filter2d.h"
+#include "image_op.h"
+
+namespace poisonkit::dali_ops {
+
+Padding parse_padding(const std::string& name);
+
+template <typename Backend>
+class Filter2dOp : public PlanarImageOp<Backend> {
+ public:
+  using PlanarImageOp<Backend>::PlanarImageOp;
+
+ protected:
+  // Fills params_ (kernel size and options) and weights_ (kernel_h * kernel_w floats per
+  // sample, in batch order).
+  virtual void PrepareKernels(const ::dali::Workspace& ws,
+                              const std::vector<PlanarShape>& shapes) = 0;
+
+  void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) override {
+    PrepareKernels(ws, shapes);
+    const int kh = params_.kernel_h, kw = params_.kernel_w;
+    DALI_ENFORCE(weights_.size() == shapes.size() * params_.taps(), "poisonkit: internal error: "
+                 "one kernel per sample expected");
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const PlanarShape& s = shapes[i];
+      if (params_.padding == Padding::Valid) {
+        DALI_ENFORCE(s.h >= kh && s.w >= kw,
+                     ::dali::make_string("argument `padding`: 'valid' needs images of at least ",
+                                         kh, "x", kw, ", sample ", i, " is ", s.h, "x", s.w));
+      }
+      if (params_.padding == Padding::Reflect) {
+        DALI_ENFORCE(s.h > kh / 2 && s.w > kw / 2,
+                     ::dali::make_string("argument `padding`: 'reflect' needs images larger than ",
+                                         kh / 2, "x", kw / 2, ", sample ", i, " is ", s.h, "x",
+                                         s.w));
+      }
+    }
+  }
+
+  Filter2dParams params_for(const PlanarShape& s) const {
+    Filter2dParams p = params_;
+    p.channels = s.c;
+    p.height = s.h;
+    p.width = s.w;
+    return p;
+  }
+
+  PlanarShape OutputShape(int, const PlanarShape& in) const override {
+    const Filter2dParams p = params_for(in);
+    return {in.c, p.out_h(), p.out_w()};
+  }
+
+  size_t CpuScratchFloats(int, const PlanarShape& in) const override {
+    return filter2d_cpu_scratch_floats(params_for(in));
+  }
+
+  void RunCpu(int i, const PlanarShape& in, const uint8_t* x, uint8_t* y,
+              float* scratch) const override {
+    filter2d_image_cpu<uint8_t>(x, y, kernel_of(i), 0, params_for(in), scratch);
+  }
+  void RunCpu(int i, const PlanarShape& in, const float* x, float* y,
+              float* scratch) const override {
+    filter2d_image_cpu<float>(x, y, kernel_of(i), 0, params_for(in), scratch);
+  }
+
+#if defined(POISONKIT_WITH_CUDA)
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
+              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
+              cudaStream_t stream) const override {
+    RunGroupGpu(samples, in, x, y, scratch, stream);
+  }
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
+              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
+    RunGroupGpu(samples, in, x, y, scratch, stream);
+  }
+
+  template <typename T>
+  void RunGroupGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+                   ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+    const Filter2dParams p = params_for(in);
+    const int64_t n = static_cast<int64_t>(samples.size());
+    std::vector<float> weights;
+    weights.reserve(n * p.taps());
+    for (int i : samples) weights.insert(weights.end(), kernel_of(i), kernel_of(i) + p.taps());
+    float* work = scratch.AllocateGPU<float>(filter2d_cuda_scratch_floats(p, n));
+    enforce_cuda(filter2d_cuda<T>(x, y, scratch.ToGPU(stream, weights), n, p, work, stream),
+                 "poisonkit: filter2d launch");
+  }
+#endif
+
+  const float* kernel_of(int sample) const { return weights_.data() + sample * params_.taps(); }
+
+  Filter2dParams params_;
+  std::vector<float> weights_;
+};
+
+}  // namespace poisonkit::dali_ops

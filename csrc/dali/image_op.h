@@ -1,0 +1,190 @@
+// Base of every poisonkit DALI operator: input 0 is a batch of images (HWC by default, CHW
+// when the layout says so; uint8 or float32), output 0 the processed images in the same
+// layout and type. The base validates the images, plans the output shapes, converts the
+// layout around the shared planar kernels and schedules the work: one sample per task on
+// DALI's thread pool (CPU), one launch per group of same-shaped samples on DALI's stream
+// (GPU). An operator implements the hooks below for one planar image (CPU) or one
+// contiguous NCHW group (GPU); see filter2d_op.h.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dali/pipeline/operator/operator.h"
+#include "layout.h"
+#if defined(POISONKIT_WITH_CUDA)
+#include "dali/kernels/dynamic_scratchpad.h"
+#endif
+
+namespace poisonkit::dali_ops {
+
+#if defined(POISONKIT_WITH_CUDA)
+inline void enforce_cuda(cudaError_t err, const char* what) {
+  DALI_ENFORCE(err == cudaSuccess, ::dali::make_string(what, ": ", cudaGetErrorString(err)));
+}
+#endif
+
+template <typename Backend>
+class PlanarImageOp : public ::dali::Operator<Backend> {
+ public:
+  explicit PlanarImageOp(const ::dali::OpSpec& spec) : ::dali::Operator<Backend>(spec) {}
+
+ protected:
+  // ---- Hooks. Prepare reads and validates this batch's arguments (host side).
+  virtual void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) = 0;
+  virtual PlanarShape OutputShape(int sample, const PlanarShape& in) const { return in; }
+  // CPU: one planar image; scratch holds CpuScratchFloats floats for this thread.
+  virtual size_t CpuScratchFloats(int sample, const PlanarShape& in) const { return 0; }
+  virtual void RunCpu(int sample, const PlanarShape& in, const uint8_t* x, uint8_t* y,
+                      float* scratch) const = 0;
+  virtual void RunCpu(int sample, const PlanarShape& in, const float* x, float* y,
+                      float* scratch) const = 0;
+#if defined(POISONKIT_WITH_CUDA)
+  // GPU: samples (batch indices) share shape `in`; x and y are contiguous NCHW on device.
+  virtual void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
+                      uint8_t* y, ::dali::kernels::Scratchpad& scratch,
+                      cudaStream_t stream) const = 0;
+  virtual void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x,
+                      float* y, ::dali::kernels::Scratchpad& scratch,
+                      cudaStream_t stream) const = 0;
+#endif
+
+  bool SetupImpl(std::vector<::dali::OutputDesc>& output_desc,
+                 const ::dali::Workspace& ws) override {
+    const auto& in = ws.Input<Backend>(0);
+    DALI_ENFORCE(in.type() == ::DALI_UINT8 || in.type() == ::DALI_FLOAT,
+                 ::dali::make_string("input 0 (images): expected uint8 or float, got ", in.type()));
+    DALI_ENFORCE(in.sample_dim() == 3,
+                 ::dali::make_string("input 0 (images): expected HWC or CHW images (3 dims), got ",
+                                     in.sample_dim(), " dims"));
+    layout_ = in.GetLayout() == "CHW" ? ImageLayout::CHW : ImageLayout::HWC;
+    const int n = in.num_samples();
+    shapes_.resize(n);
+    for (int i = 0; i < n; ++i) {
+      const auto sh = in.tensor_shape(i);
+      shapes_[i] = layout_ == ImageLayout::CHW
+                       ? PlanarShape{static_cast<int>(sh[0]), static_cast<int>(sh[1]),
+                                     static_cast<int>(sh[2])}
+                       : PlanarShape{static_cast<int>(sh[2]), static_cast<int>(sh[0]),
+                                     static_cast<int>(sh[1])};
+      DALI_ENFORCE(shapes_[i].volume() > 0,
+                   ::dali::make_string("input 0 (images): sample ", i, " is empty (shape ", sh,
+                                       ")"));
+    }
+    Prepare(ws, shapes_);
+    out_shapes_.resize(n);
+    ::dali::TensorListShape<3> out_shape(n);
+    for (int i = 0; i < n; ++i) {
+      const PlanarShape o = out_shapes_[i] = OutputShape(i, shapes_[i]);
+      out_shape.set_tensor_shape(i, layout_ == ImageLayout::CHW
+                                        ? ::dali::TensorShape<3>{o.c, o.h, o.w}
+                                        : ::dali::TensorShape<3>{o.h, o.w, o.c});
+    }
+    output_desc.resize(1);
+    output_desc[0] = {out_shape, in.type()};
+    return true;  // DALI 2.x: outputs are always inferred here
+  }
+
+  void RunImpl(::dali::Workspace& ws) override {
+    const auto& in = ws.Input<Backend>(0);
+    auto& out = ws.Output<Backend>(0);
+    out.SetLayout(in.GetLayout());
+    if (in.type() == ::DALI_UINT8) {
+      Run<uint8_t>(ws, in, out);
+    } else {
+      Run<float>(ws, in, out);
+    }
+  }
+
+  std::vector<PlanarShape> shapes_, out_shapes_;
+  ImageLayout layout_ = ImageLayout::HWC;
+
+ private:
+  template <typename T, typename List, typename OutList>
+  void Run(::dali::Workspace& ws, const List& in, OutList& out) {
+    if constexpr (std::is_same_v<Backend, ::dali::CPUBackend>) {
+      RunAllCpu<T>(ws, in, out);
+    } else {
+#if defined(POISONKIT_WITH_CUDA)
+      RunAllGpu<T>(ws, in, out);
+#endif
+    }
+  }
+
+  // Per-thread buffers, reused across iterations: planar copies of HWC images and scratch.
+  struct ThreadBuffers {
+    std::vector<float> scratch, planar_in, planar_out;
+  };
+
+  // A float vector resized to hold count elements of T (uint8 aliases anything).
+  template <typename T>
+  static T* as_buffer(std::vector<float>& v, size_t count) {
+    v.resize((count * sizeof(T) + sizeof(float) - 1) / sizeof(float));
+    return reinterpret_cast<T*>(v.data());
+  }
+
+  template <typename T>
+  void RunAllCpu(::dali::Workspace& ws, const ::dali::TensorList<::dali::CPUBackend>& in,
+                 ::dali::TensorList<::dali::CPUBackend>& out) {
+    auto& pool = ws.GetThreadPool();
+    buffers_.resize(pool.NumThreads());
+    for (int i = 0; i < in.num_samples(); ++i) {
+      pool.AddWork([&, i](int thread) { RunSampleCpu<T>(i, in.template tensor<T>(i),
+                                                       out.template mutable_tensor<T>(i),
+                                                       buffers_[thread]); },
+                   shapes_[i].volume());
+    }
+    pool.RunAll();
+  }
+
+  template <typename T>
+  void RunSampleCpu(int i, const T* x, T* y, ThreadBuffers& b) const {
+    const PlanarShape& s = shapes_[i];
+    const PlanarShape& o = out_shapes_[i];
+    float* scratch = as_buffer<float>(b.scratch, CpuScratchFloats(i, s));
+    if (layout_ == ImageLayout::CHW) {
+      RunCpu(i, s, x, y, scratch);
+      return;
+    }
+    T* px = as_buffer<T>(b.planar_in, s.volume());
+    T* py = as_buffer<T>(b.planar_out, o.volume());
+    to_planar(x, s, strides_of(layout_, s), px);
+    RunCpu(i, s, px, py, scratch);
+    from_planar(py, o, strides_of(layout_, o), y);
+  }
+
+#if defined(POISONKIT_WITH_CUDA)
+  template <typename T>
+  void RunAllGpu(::dali::Workspace& ws, const ::dali::TensorList<::dali::GPUBackend>& in,
+                 ::dali::TensorList<::dali::GPUBackend>& out) {
+    const cudaStream_t stream = ws.stream();
+    ::dali::kernels::DynamicScratchpad scratch(stream);
+    // Samples with the same input and output shape form one NCHW launch.
+    std::map<std::pair<PlanarShape, PlanarShape>, std::vector<int>> groups;
+    for (int i = 0; i < in.num_samples(); ++i) groups[{shapes_[i], out_shapes_[i]}].push_back(i);
+    for (const auto& [shape, samples] : groups) {
+      const auto& [s, o] = shape;
+      const int n = static_cast<int>(samples.size());
+      std::vector<const T*> srcs;
+      std::vector<T*> dsts;
+      for (int i : samples) {
+        srcs.push_back(in.template tensor<T>(i));
+        dsts.push_back(out.template mutable_tensor<T>(i));
+      }
+      T* px = scratch.AllocateGPU<T>(n * s.volume());
+      T* py = scratch.AllocateGPU<T>(n * o.volume());
+      enforce_cuda(gather_planar_cuda<T>(scratch.ToGPU(stream, srcs), px, n, s,
+                                         strides_of(layout_, s), stream),
+                   "poisonkit: layout copy");
+      RunGpu(samples, s, px, py, scratch, stream);
+      enforce_cuda(scatter_planar_cuda<T>(py, scratch.ToGPU(stream, dsts), n, o,
+                                          strides_of(layout_, o), stream),
+                   "poisonkit: layout copy");
+    }
+  }
+#endif
+
+  std::vector<ThreadBuffers> buffers_;
+};
+
+}  // namespace poisonkit::dali_ops

@@ -1,0 +1,209 @@
+"""poisonkit's NVIDIA DALI operators: loading the plugin, building training pipelines.
+
+``load()`` loads ``libpoisonkit_dali.so`` (built by ``make dali`` into build/dali, or the
+file named by $POISONKIT_DALI_PLUGIN); the operators then appear as ``fn.poisonkit.*``:
+
+- ``fn.poisonkit.classwise_blur(images, labels, kernels=[...], kernel_size=3)``: the CUDA
+  poison (class kernel by label, zero padding, divide by the image max, truncate).
+- ``fn.poisonkit.sharpen(images, center=2.5, std=0.0, padding="valid", kernel=None, seed=...)``:
+  SSK, or RSK with ``std`` > 0 (a random kernel per sample and iteration, seeded), or
+  explicit kernels; ``center``, ``std`` and ``kernel`` accept per-sample ArgumentInputs.
+
+Images are HWC (DALI's default) or CHW, uint8 in [0, 255] or float32 in [0, 1]; output has
+the input's layout and type. Both operators run on the CPU (DALI's thread pool) and, in a
+plugin built with CUDA, on the GPU (DALI's stream); labels always come from the CPU. The
+results equal the torch ops' (poisonkit.ops.filter2d) on the same images and kernels.
+
+The helpers below convert kernels from torch tensors, feed arrays in batches (a batch
+source: a per-sample source silently drops a partial last batch) and wrap a pipeline in a
+PyTorch iterator that keeps that partial batch.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+# The DALI wheel pinned in requirements.txt; a plugin is only valid for the DALI version it
+# was compiled against.
+DALI_VERSION = "2.4.0"
+PLUGIN_ENV = "POISONKIT_DALI_PLUGIN"
+_ROOT = Path(__file__).resolve().parents[1]
+_BUILT_FOR = re.compile(rb"poisonkit-dali-built-for:([0-9A-Za-z.+_-]+)\x00")
+_loaded: Path | None = None
+
+
+def plugin_path() -> Path:
+    """Where the plugin is looked for: $POISONKIT_DALI_PLUGIN, else build/dali."""
+    env = os.environ.get(PLUGIN_ENV)
+    return Path(env) if env else _ROOT / "build" / "dali" / "libpoisonkit_dali.so"
+
+
+def plugin_dali_version(path: str | os.PathLike) -> str:
+    """The DALI version a plugin file was compiled against (read without loading it)."""
+    match = _BUILT_FOR.search(Path(path).read_bytes())
+    if match is None:
+        raise RuntimeError(f"poisonkit.dali: {path} is not a poisonkit DALI plugin "
+                           "(no version marker)")
+    return match.group(1).decode()
+
+
+def load(path: str | os.PathLike | None = None) -> Path:
+    """Loads the plugin (once per path) and returns its path.
+
+    Raises ImportError when DALI is not installed, FileNotFoundError when the plugin is not
+    built, RuntimeError when DALI or the plugin is not the pinned version.
+    """
+    global _loaded
+    path = Path(path) if path is not None else plugin_path()
+    if _loaded == path:
+        return path
+    try:
+        import nvidia.dali as dali
+        from nvidia.dali import plugin_manager
+    except ImportError as e:
+        raise ImportError(f"poisonkit.dali needs NVIDIA DALI {DALI_VERSION}: "
+                          f"pip install nvidia-dali-cuda130=={DALI_VERSION}") from e
+    if dali.__version__ != DALI_VERSION:
+        raise RuntimeError(f"poisonkit.dali: DALI {dali.__version__} is installed but poisonkit "
+                           f"pins {DALI_VERSION}: pip install nvidia-dali-cuda130=={DALI_VERSION}")
+    if not path.is_file():
+        raise FileNotFoundError(f"poisonkit.dali: DALI plugin not found at {path}: build it with "
+                                f"`make dali` (or set ${PLUGIN_ENV})")
+    built_for = plugin_dali_version(path)
+    if built_for != dali.__version__:
+        raise RuntimeError(f"poisonkit.dali: {path} was built for DALI {built_for}, but DALI "
+                           f"{dali.__version__} is installed: rebuild it with `make dali`")
+    plugin_manager.load_library(str(path))
+    _loaded = path
+    return path
+
+
+def _flat_floats(name: str, value) -> list[float]:
+    value = value.detach().cpu() if hasattr(value, "detach") else value
+    array = np.asarray(value, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: expected finite values")
+    return array.reshape(-1).tolist()
+
+
+def classwise_blur(images, labels, kernels=None, *, num_classes: int = 10,
+                   blur_parameter: float = 0.3, kernel_size: int = 3, seed: int = 0):
+    """fn.poisonkit.classwise_blur with kernels given as a [num_classes, k, k] tensor or
+    array, or drawn as the reference does (poisons.classwise_blur.class_kernels)."""
+    load()
+    from nvidia.dali import fn
+    if kernels is None:
+        from .poisons.classwise_blur import class_kernels
+        kernels = class_kernels(num_classes, blur_parameter, kernel_size, seed)
+    shape = tuple(np.shape(kernels))
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"kernels: expected [num_classes, k, k], got shape {shape}")
+    return fn.poisonkit.classwise_blur(images, labels, kernels=_flat_floats("kernels", kernels),
+                                       kernel_size=shape[1])
+
+
+def sharpen(images, *, center=2.5, std=0.0, padding: str = "valid", kernel=None,
+            seed: int | None = None):
+    """fn.poisonkit.sharpen: SSK (std=0), RSK (std>0, seeded) or an explicit [k, k] kernel
+    (tensor or array; DataNodes pass through as per-sample ArgumentInputs)."""
+    load()
+    from nvidia.dali import fn
+    from nvidia.dali.data_node import DataNode
+    args = {"padding": padding}
+    if seed is not None:
+        args["seed"] = seed
+    if kernel is not None:
+        args["kernel"] = kernel if isinstance(kernel, DataNode) else _flat_floats("kernel", kernel)
+    else:
+        args.update(center=center, std=std)
+    return fn.poisonkit.sharpen(images, **args)
+
+
+class BatchSource:
+    """Iterable of (images, labels) batches for ``fn.external_source(batch=True)``.
+
+    images: uint8 NHWC array (or a list of HWC arrays of any sizes); labels: integers. Each
+    epoch yields ceil(N / batch_size) batches, the last one partial, then stops; with
+    shuffle, the order is a fixed function of (seed, epoch).
+    """
+
+    def __init__(self, images, labels, batch_size: int, shuffle: bool = False, seed: int = 0):
+        if len(images) != len(labels):
+            raise ValueError(f"labels: expected one per image ({len(images)}), got {len(labels)}")
+        if len(images) == 0:
+            raise ValueError("images: expected at least one image")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int32).reshape(-1, 1)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.epoch = -1
+        self._order = np.arange(len(images))
+        self._next = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def __iter__(self):
+        self.epoch += 1
+        self._next = 0
+        if self.shuffle:
+            rng = np.random.default_rng((self.seed, self.epoch))
+            self._order = rng.permutation(len(self.images))
+        return self
+
+    def __next__(self):
+        if self._next >= len(self._order):
+            raise StopIteration
+        index = self._order[self._next:self._next + self.batch_size]
+        self._next += self.batch_size
+        images = [np.ascontiguousarray(self.images[i]) for i in index]
+        return images, [self.labels[i] for i in index]
+
+
+def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: int | None = None,
+                      poison_kernels=None, sharpen_std: float | None = None,
+                      sharpen_padding: str = "valid", mean: Sequence[float] = (0.5, 0.5, 0.5),
+                      std: Sequence[float] = (0.5, 0.5, 0.5), mirror: bool = True, seed: int = 0,
+                      prefetch_queue_depth: int = 2):
+    """A training pipeline: batches from ``source`` -> class-wise blur poison (when
+    ``poison_kernels`` [K, k, k] is given) -> sharpening (SSK when sharpen_std is 0, RSK when
+    > 0, none when None) -> random horizontal flip -> normalize to float CHW. Outputs
+    ("images", "labels"): float32 [N, C, H, W] and int64 [N]. device_id=None runs on the CPU.
+    """
+    load()
+    from nvidia.dali import fn, pipeline_def, types
+
+    @pipeline_def(batch_size=source.batch_size, num_threads=num_threads, device_id=device_id,
+                  seed=seed, prefetch_queue_depth=prefetch_queue_depth)
+    def pipe():
+        # cycle="raise": end each epoch with StopIteration, call iter(source) again on reset.
+        images, labels = fn.external_source(source=source, num_outputs=2, batch=True,
+                                            cycle="raise", layout=["HWC", ""],
+                                            dtype=[types.UINT8, types.INT32])
+        if device_id is not None:
+            images = images.gpu()
+        if poison_kernels is not None:
+            images = classwise_blur(images, labels, poison_kernels)
+        if sharpen_std is not None:
+            images = sharpen(images, std=sharpen_std, padding=sharpen_padding)
+        flip = fn.random.coin_flip(probability=0.5 if mirror else 0.0)
+        images = fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
+                                          mirror=flip, mean=[255 * m for m in mean],
+                                          std=[255 * s for s in std])
+        return images, fn.reshape(fn.cast(labels, dtype=types.INT64), shape=[])
+
+    return pipe()
+
+
+def torch_iterator(pipeline, output_map: Sequence[str] = ("images", "labels")):
+    """A PyTorch iterator over ``pipeline`` that keeps the partial last batch and restarts
+    each epoch (DALIGenericIterator, LastBatchPolicy.PARTIAL, auto_reset). Create it once and
+    loop over it once per epoch; batches are lists with one dict per pipeline."""
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+    return DALIGenericIterator(pipeline, list(output_map),
+                               last_batch_policy=LastBatchPolicy.PARTIAL, auto_reset=True)

@@ -1,0 +1,326 @@
+"""The DALI operators (fn.poisonkit.*) against the torch ops on the same real images and
+parameters: exact for uint8, 1e-5 for float; per-sample arguments, mixed image sizes, both
+layouts; errors naming the argument; plugin loading checks; the training pipeline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("nvidia.dali")
+from nvidia.dali import fn, pipeline_def, types  # noqa: E402
+
+from poisonkit import dali as pkdali  # noqa: E402
+from poisonkit import ops  # noqa: E402
+from poisonkit.defenses.sharpen import rsk_kernels, ssk_kernel  # noqa: E402
+from poisonkit.poisons.classwise_blur import class_kernels  # noqa: E402
+from poisonkit.transforms import ClasswiseBlur  # noqa: E402
+from tests.conftest import requires_cuda  # noqa: E402
+
+if not pkdali.plugin_path().is_file():
+    pytest.skip(f"DALI plugin not built at {pkdali.plugin_path()} (run `make dali`)",
+                allow_module_level=True)
+pkdali.load()
+
+
+def constant(batch):
+    """A source giving the same batch every iteration (a default argument would be taken
+    for DALI's iteration number)."""
+    return lambda: batch
+
+
+def run_pipeline(build, inputs: dict, layouts: dict | None = None, device_id=None,
+                 iterations: int = 1):
+    """Runs build(**nodes) on one batch; inputs maps names to lists of per-sample arrays.
+    Returns, per iteration, the outputs as lists of numpy arrays."""
+    layouts = layouts or {}
+    batch_size = len(next(iter(inputs.values())))
+
+    @pipeline_def(batch_size=batch_size, num_threads=2, device_id=device_id, seed=7)
+    def pipe():
+        nodes = {name: fn.external_source(source=constant(value), batch=True,
+                                          layout=layouts.get(name))
+                 for name, value in inputs.items()}
+        outs = build(**nodes)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        return tuple(o.cpu() if device_id is not None else o for o in outs)
+
+    p = pipe()
+    p.build()
+    results = []
+    for _ in range(iterations):
+        results.append([[np.array(t) for t in out] for out in p.run()])
+    return results if iterations > 1 else results[0]
+
+
+def hwc(images: torch.Tensor) -> list[np.ndarray]:
+    """NCHW tensor -> list of HWC arrays."""
+    return [np.ascontiguousarray(x.permute(1, 2, 0).numpy()) for x in images]
+
+
+def chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def mixed_sizes(cifar, dtype=torch.uint8) -> list[torch.Tensor]:
+    """Real CHW images of different sizes (crops of CIFAR images)."""
+    x = cifar["x_train"]
+    crops = [x[0], x[1500, :, 3:23, 2:30], x[3100, :, 5:22, 10:19], x[7700, :, :9, :31],
+             x[9999]]
+    return [c.contiguous() if dtype == torch.uint8 else (c.float() / 255) for c in crops]
+
+
+def assert_close(actual: np.ndarray, expected: torch.Tensor):
+    expected = expected.numpy()
+    assert actual.shape == expected.shape
+    if actual.dtype == np.uint8:
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
+
+
+def classwise(images, labels, **kw):
+    return fn.poisonkit.classwise_blur(images, labels,
+                                       kernels=class_kernels().reshape(-1).tolist(), **kw)
+
+
+# ---- classwise_blur
+
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64])
+def test_classwise_blur_equals_torch_poison_uint8(cifar, label_dtype):
+    index = torch.arange(0, 10000, 625)  # 16 images, all classes
+    x, y = cifar["x_train"][index], cifar["y_train"][index]
+    labels = [np.array([v], dtype=label_dtype) for v in y.tolist()]
+    (out,) = run_pipeline(classwise, {"images": hwc(x), "labels": labels}, {"images": "HWC"})
+    expected, _ = ClasswiseBlur(seed=0)(x, y)
+    for i in range(len(x)):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def test_classwise_blur_float_mixed_sizes_and_chw(cifar):
+    images = mixed_sizes(cifar, torch.float32)
+    y = [3, 0, 9, 5, 1]
+    labels = [np.array(v, dtype=np.int64) for v in y]
+    kernels = class_kernels()
+    for layout in ("HWC", "CHW"):
+        data = [(x if layout == "CHW" else x.permute(1, 2, 0)).numpy().copy() for x in images]
+        (out,) = run_pipeline(classwise, {"images": data, "labels": labels}, {"images": layout})
+        for i, x in enumerate(images):
+            expected = ops.filter2d(x, kernels[y[i]], padding="zeros", normalize="max",
+                                    rounding="truncate")
+            got = out[i] if layout == "CHW" else out[i].transpose(2, 0, 1)
+            assert_close(np.ascontiguousarray(got), expected)
+
+
+def test_classwise_blur_helper_uses_reference_kernels(cifar):
+    x, y = cifar["x_train"][:4], cifar["y_train"][:4]
+    kernels = class_kernels(num_classes=10, seed=3, kernel_size=5)
+    (out,) = run_pipeline(lambda images, labels: pkdali.classwise_blur(images, labels, kernels),
+                          {"images": hwc(x), "labels": [np.array([v]) for v in y.tolist()]})
+    expected = ops.filter2d(x, kernels[y], padding="zeros", normalize="max", rounding="truncate")
+    for i in range(4):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+# ---- sharpen
+
+@pytest.mark.parametrize("padding", ["valid", "reflect", "replicate", "zeros"])
+def test_sharpen_ssk_equals_torch(cifar, padding):
+    x = cifar["x_train"][::1250]
+    (out,) = run_pipeline(lambda images: fn.poisonkit.sharpen(images, padding=padding),
+                          {"images": hwc(x)})
+    expected = ops.filter2d(x, ssk_kernel().expand(len(x), 3, 3).contiguous(), padding=padding)
+    for i in range(len(x)):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def test_sharpen_per_sample_center(cifar):
+    images = mixed_sizes(cifar)
+    centers = [np.float32(c) for c in (2.5, 1.0, 3.25, 2.0, 4.0)]
+    (out,) = run_pipeline(lambda images, center: fn.poisonkit.sharpen(images, center=center),
+                          {"images": [x.permute(1, 2, 0).numpy().copy() for x in images],
+                           "center": centers})
+    for i, x in enumerate(images):
+        expected = ops.filter2d(x, ssk_kernel(float(centers[i])), padding="valid")
+        assert_close(out[i], expected.permute(1, 2, 0))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_sharpen_per_sample_kernels_mixed_sizes(cifar, dtype):
+    images = mixed_sizes(cifar, dtype)
+    kernels = rsk_kernels(len(images), generator=torch.Generator().manual_seed(5))
+    (out,) = run_pipeline(
+        lambda images, kernel: fn.poisonkit.sharpen(images, kernel=kernel, padding="reflect"),
+        {"images": [x.permute(1, 2, 0).numpy().copy() for x in images],
+         "kernel": [k.numpy() for k in kernels]})
+    for i, x in enumerate(images):
+        assert_close(out[i], ops.filter2d(x, kernels[i], padding="reflect").permute(1, 2, 0))
+
+
+def test_sharpen_constant_5x5_kernel(cifar):
+    x = cifar["x_train"][:3]
+    k = torch.rand(5, 5, generator=torch.Generator().manual_seed(2)) / 12.5
+    (out,) = run_pipeline(lambda images: pkdali.sharpen(images, kernel=k, padding="zeros"),
+                          {"images": hwc(x)})
+    expected = ops.filter2d(x, k.expand(3, 5, 5).contiguous(), padding="zeros")
+    for i in range(3):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def recover_cross_kernel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares taps (centre, up, left, right, down) of a 'valid' 3x3 cross filter
+    mapping HW image x to y, and the largest residual."""
+    c, u, l, r, d = x[1:-1, 1:-1], x[:-2, 1:-1], x[1:-1, :-2], x[1:-1, 2:], x[2:, 1:-1]
+    a = np.stack([v.reshape(-1) for v in (c, u, l, r, d)], 1).astype(np.float64)
+    taps, *_ = np.linalg.lstsq(a, y.reshape(-1).astype(np.float64), rcond=None)
+    return taps, float(np.abs(a @ taps - y.reshape(-1)).max())
+
+
+def test_sharpen_rsk_is_seeded_random_sharpening(cifar):
+    # Real images squeezed into [0.45, 0.55] so that no output is clamped and every kernel
+    # can be read back from its output.
+    x = cifar["x_train"][:64, :1].float() / 255 * 0.1 + 0.45
+    data = {"images": [v.permute(1, 2, 0).numpy().copy() for v in x]}
+
+    def rsk(images):
+        return fn.poisonkit.sharpen(images, std=0.1, seed=11)
+
+    first, second = run_pipeline(rsk, data, iterations=2)
+    again = run_pipeline(rsk, data, iterations=2)
+    for a, b in zip(first[0] + second[0], again[0][0] + again[1][0]):
+        np.testing.assert_array_equal(a, b)  # same seed: same draws
+    assert not np.array_equal(first[0][0], second[0][0])  # new kernels each iteration
+
+    taps = []
+    for i, out in enumerate(first[0]):
+        t, residual = recover_cross_kernel(x[i, 0].numpy(), out[..., 0])
+        assert residual < 1e-5  # exactly a cross-shaped filter
+        expected = ops.filter2d(x[i], torch.tensor([[0, t[1], 0], [t[2], t[0], t[3]],
+                                                    [0, t[4], 0]], dtype=torch.float32),
+                                padding="valid")
+        assert_close(out, expected.permute(1, 2, 0))
+        taps.append(t)
+    taps = np.array(taps)
+    center, neighbours = taps[:, 0], -taps[:, 1:]
+    assert abs(center.mean() - 2.5) < 0.05 and 0.06 < center.std() < 0.14
+    noise = neighbours - (center[:, None] - 1) / 4
+    assert abs(noise.mean()) < 0.03 and 0.07 < noise.std() < 0.13
+
+
+# ---- errors name the argument
+
+@pytest.mark.parametrize("build, match", [
+    (lambda images, labels: fn.poisonkit.classwise_blur(images, labels, kernels=[0.1] * 10),
+     "kernels"),
+    (lambda images, labels: fn.poisonkit.classwise_blur(images, labels, kernels=[0.1] * 36,
+                                                        kernel_size=2), "kernel_size"),
+    (lambda images, labels: fn.poisonkit.classwise_blur(images, labels,
+                                                        kernels=[float("nan")] * 9), "kernels"),
+    (lambda images, labels: fn.poisonkit.classwise_blur(images, labels, kernels=[0.1] * 27),
+     "labels"),  # 3 classes, labels up to 9
+    (lambda images, labels: fn.poisonkit.sharpen(images, padding="mirror"), "padding"),
+    (lambda images, labels: fn.poisonkit.sharpen(images, std=-1.0), "std"),
+    (lambda images, labels: fn.poisonkit.sharpen(images, center=float("inf")), "center"),
+    (lambda images, labels: fn.poisonkit.sharpen(images, kernel=[1.0] * 8), "kernel"),
+    (lambda images, labels: fn.poisonkit.sharpen(images, kernel=[1.0] * 9, center=2.0), "kernel"),
+    (lambda images, labels: fn.poisonkit.sharpen(fn.cast(images, dtype=types.FLOAT64)), "images"),
+    (lambda images, labels: fn.poisonkit.classwise_blur(
+        images, fn.cast(labels, dtype=types.FLOAT), kernels=[0.1] * 90), "labels"),
+])
+def test_bad_arguments_name_the_argument(cifar, build, match):
+    x, y = cifar["x_train"][::2000], cifar["y_train"][::2000]
+    with pytest.raises(RuntimeError, match=match):
+        run_pipeline(build, {"images": hwc(x), "labels": [np.array([v]) for v in y.tolist()]})
+
+
+def test_valid_padding_needs_large_enough_images(cifar):
+    tiny = [np.ascontiguousarray(cifar["x_train"][0, :, :2, :2].permute(1, 2, 0).numpy())]
+    with pytest.raises(RuntimeError, match="padding"):
+        run_pipeline(lambda images: fn.poisonkit.sharpen(images), {"images": tiny})
+
+
+# ---- loading
+
+def test_load_refuses_missing_or_foreign_plugins(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="make dali"):
+        pkdali.load(tmp_path / "missing.so")
+    foreign = tmp_path / "libpoisonkit_dali.so"
+    foreign.write_bytes(b"\x7fELF...poisonkit-dali-built-for:1.2.3\x00...")
+    with pytest.raises(RuntimeError, match="built for DALI 1.2.3"):
+        pkdali.load(foreign)
+    (tmp_path / "other.so").write_bytes(b"\x7fELF")
+    with pytest.raises(RuntimeError, match="not a poisonkit DALI plugin"):
+        pkdali.load(tmp_path / "other.so")
+    import nvidia.dali
+    monkeypatch.setattr(nvidia.dali, "__version__", "9.9.9")
+    with pytest.raises(RuntimeError, match="pins 2.4.0"):
+        pkdali.load(foreign)
+
+
+def test_plugin_is_built_for_installed_dali():
+    import nvidia.dali
+    assert pkdali.plugin_dali_version(pkdali.plugin_path()) == nvidia.dali.__version__
+
+
+# ---- training pipeline
+
+def test_training_pipeline_keeps_partial_batch_and_matches_torch(cifar):
+    index = torch.arange(0, 10000, 1000)  # 10 images
+    x, y = cifar["x_train"][index], cifar["y_train"][index]
+    source = pkdali.BatchSource(x.permute(0, 2, 3, 1).numpy(), y.numpy(), batch_size=4)
+    kernels = class_kernels()
+    pipe = pkdali.training_pipeline(source, poison_kernels=kernels, sharpen_std=0.0,
+                                    sharpen_padding="reflect")
+    poisoned, _ = ClasswiseBlur(seed=0)(x, y)
+    sharpened = ops.filter2d(poisoned, ssk_kernel().expand(10, 3, 3).contiguous(),
+                             padding="reflect")
+    expected = (sharpened.float() - 127.5) / 127.5
+    loader = pkdali.torch_iterator(pipe)
+    for _epoch in range(2):
+        sizes, seen = [], 0
+        for batch in loader:
+            images, labels = batch[0]["images"], batch[0]["labels"]
+            sizes.append(len(images))
+            assert images.dtype == torch.float32 and labels.dtype == torch.int64
+            torch.testing.assert_close(labels, y[seen:seen + len(images)])
+            for i, image in enumerate(images):
+                ref = expected[seen + i]
+                flipped = torch.allclose(image, ref.flip(-1), atol=1e-5)
+                assert flipped or torch.allclose(image, ref, atol=1e-5)
+            seen += len(images)
+        assert sizes == [4, 4, 2]
+
+
+def test_batch_source_validates():
+    with pytest.raises(ValueError, match="labels"):
+        pkdali.BatchSource(np.zeros((3, 4, 4, 3), np.uint8), [0, 1], batch_size=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        pkdali.BatchSource(np.zeros((3, 4, 4, 3), np.uint8), [0, 1, 2], batch_size=0)
+
+
+# ---- GPU backends: same results as the CPU backends
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_gpu_backends_equal_cpu(cifar, dtype):
+    images = mixed_sizes(cifar, dtype) + [cifar["x_train"][i] if dtype == torch.uint8 else
+                                          cifar["x_train"][i].float() / 255 for i in (5, 6)]
+    labels = [np.array([i % 10], dtype=np.int32) for i in range(len(images))]
+    data = {"images": [x.permute(1, 2, 0).numpy().copy() for x in images], "labels": labels,
+            "kernel": [k.numpy() for k in rsk_kernels(len(images))]}
+
+    def build(images, labels, kernel, gpu):
+        images = images.gpu() if gpu else images
+        return (classwise(images, labels), fn.poisonkit.sharpen(images),
+                fn.poisonkit.sharpen(images, kernel=kernel, padding="reflect"))
+
+    cpu = run_pipeline(lambda **n: build(**n, gpu=False), data)
+    gpu = run_pipeline(lambda **n: build(**n, gpu=True), data, device_id=0)
+    for out_cpu, out_gpu in zip(cpu, gpu):
+        for a, b in zip(out_cpu, out_gpu):
+            if a.dtype == np.uint8:
+                # nvcc fuses multiply-adds (FMA), gcc does not here: at a rounding boundary
+                # the uint8 results may differ by one level
+                assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+            else:
+                np.testing.assert_allclose(a, b, atol=1e-5)
