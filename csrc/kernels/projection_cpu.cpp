@@ -7,7 +7,11 @@
 // The hot loops are `omp simd` (the extension is built with -fopenmp), which lets the
 // compiler vectorise the float reductions and the k loop inside the d loop; the driver is
 // compiled for AVX-512, AVX2+FMA and baseline x86-64 and picks one at load time.
+// Without trapping math gcc if-converts the clamps of unit_to_u8 into vector selects
+// inside these loops (with it, the uint8 store stays scalar and branchy below AVX-512).
+#pragma GCC optimize("no-trapping-math")
 #include <algorithm>
+#include <type_traits>
 
 #include "projection.h"
 
@@ -27,10 +31,17 @@ constexpr int64_t kGroup = 4;  // rows of Q^T handled per pass over a tile
 // The helpers below must inline into each clone to be compiled for its instruction set.
 #define PK_INLINE inline __attribute__((always_inline))
 
+// Pixels as float in the input's own units (0..255 for uint8): the 1/255 of to_unit is
+// applied once per output value instead of once per load (vector division is slow).
 template <typename Tin>
 PK_INLINE void load_tile(const Tin* __restrict__ src, float* __restrict__ dst, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) dst[i] = to_unit(src[i]);
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
+}
+
+template <typename Tin>
+constexpr float unit_scale() {
+  return std::is_same_v<Tin, uint8_t> ? 1.0f / 255.0f : 1.0f;
 }
 
 // coeffs[j] += <x, q_j> for the kGroup rows q_j = qt + j * D: x is loaded once per group.
@@ -71,9 +82,10 @@ PK_INLINE void subtract_one(float* __restrict__ r, const float* __restrict__ q, 
 }
 
 template <typename Tout>
-PK_INLINE void store_tile(const float* __restrict__ r, Tout* __restrict__ dst, int64_t n, StoreMode mode) {
+PK_INLINE void store_tile(const float* __restrict__ r, float scale, Tout* __restrict__ dst,
+                          int64_t n, StoreMode mode) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) store_unit(r[i], dst + i, mode);
+  for (int64_t i = 0; i < n; ++i) store_unit(r[i] * scale, dst + i, mode);
 }
 
 // One block of `count` <= kBlockImages images. scratch: kBlockImages * kTile floats (the
@@ -110,7 +122,7 @@ PK_MULTIVERSION void project_block(const Tin* in, Tout* out, int64_t count, cons
       load_tile(in + b * D + d0, r, n);
       for (int64_t k = 0; k < K4; k += kGroup) subtract_group(r, qt + k * D + d0, D, n, c + k);
       for (int64_t k = K4; k < K; ++k) subtract_one(r, qt + k * D + d0, n, c[k]);
-      store_tile(r, out + b * D + d0, n, mode);
+      store_tile(r, unit_scale<Tin>(), out + b * D + d0, n, mode);
     }
   }
 }
