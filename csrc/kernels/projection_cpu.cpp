@@ -2,11 +2,14 @@
 // tiles of kTile pixels, so that one tile of Q^T (K x kTile floats) stays in L1 while every
 // image of the block uses it:
 //   pass 1: convert the block's tile to float, then coeffs[b, k] += <tile_b, qt_k>;
-//   pass 2: out[b, d] = x[b, d] - sum_k coeffs[b, k] qt[k, d], converted on the fly and
-//           stored once in the output dtype.
+//   pass 2: convert the tile again, subtract sum_k coeffs[b, k] qt_k, store once in the
+//           output dtype.
+// Pixels stay in the input's units (0..255 for uint8) throughout; the 1/255 is applied
+// once at the store (x - Q Q^T x is linear in x), not as a division per load.
 // The hot loops are `omp simd` (the extension is built with -fopenmp), which lets the
-// compiler vectorise the float reductions and the k loop inside the d loop; the driver is
-// compiled for AVX-512, AVX2+FMA and baseline x86-64 and picks one at load time.
+// compiler vectorise the float reductions; rows of Q^T are taken kGroup at a time so each
+// load of a tile serves several products. The driver is compiled for AVX-512, AVX2+FMA
+// and baseline x86-64 and picks one at load time (gcc target_clones).
 // Without trapping math gcc if-converts the clamps of unit_to_u8 into vector selects
 // inside these loops (with it, the uint8 store stays scalar and branchy below AVX-512).
 #pragma GCC optimize("no-trapping-math")

@@ -58,13 +58,8 @@ cudaError_t project_out_cuda(const Tin* in, Tout* out, int64_t n, const float* q
                              const ProjectionParams& p, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   if (p.rank < 1 || p.rank > kProjectionCudaMaxRank) return cudaErrorInvalidValue;
+  // At most 32 KiB of coefficients: within the default 48 KiB of shared memory.
   const size_t shared = static_cast<size_t>(p.rank) * sizeof(float);
-  if (shared > 48 * 1024) {
-    const cudaError_t err = cudaFuncSetAttribute(project_out_kernel<Tin, Tout>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(shared));
-    if (err != cudaSuccess) return err;
-  }
   project_out_kernel<Tin, Tout><<<static_cast<unsigned>(n), kThreads, shared, stream>>>(in, out,
                                                                                        qt, p);
   return cudaGetLastError();
