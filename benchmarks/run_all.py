@@ -8,7 +8,7 @@ from . import leaderboard
 from .common import set_quick
 
 # Each module has main(quick: bool) writing results/<name>.json and .md.
-BENCHMARKS = ["filter2d", "dali_pipeline"]
+BENCHMARKS = ["filter2d", "projection", "dali_pipeline"]
 
 
 def run(quick: bool = False, only: list[str] | None = None) -> None:

@@ -66,6 +66,23 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_projection(args: argparse.Namespace) -> int:
+    from .data import load_npz
+    from .defenses.projection import fit
+    data = load_npz(args.data)
+    x, y = data["x_train"], data["y_train"]
+    num_classes = args.num_classes if args.num_classes is not None else int(y.max()) + 1
+    projection = fit((x, y), num_classes, epochs=args.epochs, lr=args.lr,
+                     milestones=tuple(args.milestones), batch_size=args.batch_size,
+                     device=args.device, seed=args.seed)
+    projection.save(args.out)
+    print(f"linear model training accuracy: {100 * projection.train_accuracy:.2f}% "
+          f"({len(x)} images, {num_classes} classes; high means a linearly separable "
+          f"shortcut, i.e. a class-wise poison)")
+    print(f"wrote {args.out}: Q {tuple(projection.Q.shape)} for images {projection.image_shape}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
@@ -95,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="shorter timings (a few minutes)")
     bench.add_argument("--only", default=None, help="comma-separated benchmark names")
     bench.set_defaults(func=_bench)
+    proj = sub.add_parser("fit-projection", help="fit the orthogonal projection defense's "
+                                                 "linear model on a (poisoned) .npz and save Q")
+    proj.add_argument("--data", required=True, help=".npz with x_train/y_train")
+    proj.add_argument("--out", required=True, help="output file (torch.save format, e.g. projection.pt)")
+    proj.add_argument("--num-classes", type=int, default=None, help="default: max label + 1")
+    proj.add_argument("--epochs", type=int, default=20)
+    proj.add_argument("--lr", type=float, default=0.1)
+    proj.add_argument("--milestones", type=int, nargs="*", default=[10, 15],
+                      help="epochs after which the learning rate is multiplied by 0.1")
+    proj.add_argument("--batch-size", type=int, default=1024)
+    proj.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    proj.add_argument("--seed", type=int, default=0, help="initialisation and shuffle seed")
+    proj.set_defaults(func=_fit_projection)
     return parser
 
 

@@ -48,3 +48,28 @@ def _filter2d_fake(x, weights, padding, normalize, rounding, clamp):
     if padding == "valid":
         h, w = h - kh + 1, w - kw + 1
     return x.new_empty((n, c, h, w))
+
+
+def project_out(x: torch.Tensor, Q: torch.Tensor, clamp: bool = False) -> torch.Tensor:
+    """Orthogonal projection defense: removes from every image its component in span(Q).
+
+    x: uint8 [0, 255] or float32 [0, 1], NCHW (or CHW for one image). Q: float32 [D, K]
+    with D = C * H * W, orthonormal columns (the op computes x - Q Q^T x for any Q; it is a
+    projection only when Q^T Q = I). Images are taken in [0, 1] units (uint8 / 255).
+    Returns float32: the projected images leave [0, 1] (negative values and values above 1
+    are expected; the reference does not re-clip). clamp=True returns x's dtype instead,
+    clamped to [0, 1] (uint8: rounded to nearest and saturated).
+    """
+    if not isinstance(x, torch.Tensor) or not isinstance(Q, torch.Tensor):
+        raise TypeError("project_out: x and Q must be torch.Tensors")
+    if x.dim() == 3:
+        return project_out(x.unsqueeze(0), Q, clamp).squeeze(0)
+    return torch.ops.poisonkit.project_out.default(x, Q, clamp)
+
+
+@torch.library.register_fake("poisonkit::project_out")
+def _project_out_fake(x, Q, clamp):
+    torch._check(x.dim() == 4, lambda: "project_out: x must be NCHW")
+    torch._check(Q.dim() == 2 and Q.shape[0] == x.shape[1] * x.shape[2] * x.shape[3],
+                 lambda: "project_out: Q must be [C*H*W, K]")
+    return torch.empty(x.shape, dtype=x.dtype if clamp else torch.float32, device=x.device)

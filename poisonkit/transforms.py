@@ -7,12 +7,14 @@ in the training pipeline and are not applied to test images.
 """
 from __future__ import annotations
 
+import PIL.Image
 import torch
 from torch import nn
 from torchvision.transforms import v2
 
 from . import ops
 from ._images import as_image_tensor, batch_size_of, per_image
+from .defenses.projection import Projection
 from .defenses.sharpen import rsk_kernels, ssk_kernel
 from .poisons.classwise_blur import class_kernels
 
@@ -103,3 +105,34 @@ class RandomSharpen(v2.Transform):
         x, rewrap = as_image_tensor(inpt)
         weights = rsk_kernels(batch_size_of(x), self.center, self.std, self.generator)
         return rewrap(ops.filter2d(x, per_image(weights.to(x.device), x), padding=self.padding))
+
+
+class OrthogonalProjection(v2.Transform):
+    """The orthogonal projection defense: x <- x - Q Q^T x with a fitted Projection.
+
+    ``projection``: a :class:`poisonkit.defenses.projection.Projection` or the path of a
+    saved one. Output is float32 and leaves [0, 1] (the reference does not re-clip);
+    clamp=True returns the input's dtype clamped to [0, 1] (uint8 rounded to nearest).
+    PIL images cannot hold values outside [0, 1], so they are always clamped. Apply it to
+    the (poisoned) training images before augmentation, as the reference projects the
+    stored training set.
+    """
+
+    def __init__(self, projection, clamp: bool = False):
+        super().__init__()
+        if not isinstance(projection, Projection):
+            projection = Projection.load(projection)
+        self.clamp = bool(clamp)
+        self.image_shape = projection.image_shape
+        self.register_buffer("Q", projection.Q)
+
+    def transform(self, inpt, params):
+        x, rewrap = as_image_tensor(inpt)
+        if tuple(x.shape[-3:]) != self.image_shape or x.dim() not in (3, 4):
+            raise ValueError(f"image: expected CHW / NCHW images of shape {self.image_shape} "
+                             f"(the projection's), got {tuple(x.shape)}")
+        clamp = self.clamp or isinstance(inpt, PIL.Image.Image)
+        return rewrap(ops.project_out(x, self.Q.to(x.device), clamp))
+
+    def extra_repr(self) -> str:
+        return f"image_shape={self.image_shape}, rank={self.Q.shape[1]}, clamp={self.clamp}"
