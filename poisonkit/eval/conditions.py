@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from ..defenses.jpeg import jpeg_roundtrip
+from ..defenses.projection import Projection, fit
 from ..transforms import ClasswiseBlur, RandomSharpen, Sharpen
 from .adversarial import PGD
 
@@ -82,8 +83,6 @@ UNAVAILABLE_POISONS = {
 }
 UNAVAILABLE_DEFENSES = {
     "rsk+ff": "the RSK+FF low-pass defense (DESIGN §3.3) is not merged into this build",
-    "projection": "the orthogonal projection defense (poisonkit.defenses.projection, "
-                  "DESIGN §3.4) is not merged into this build",
 }
 
 
@@ -224,3 +223,24 @@ def _grayscale(ctx: Context) -> Defense:
 def _pgd(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10) -> Defense:
     """PGD adversarial training, L-inf; eps and step in 1/255 units (8 and 2 by default)."""
     return Defense(adversary=PGD(eps=eps / 255, step=step / 255, steps=steps))
+
+
+@register_defense("projection")
+def _projection(ctx: Context, path: str | None = None, epochs: int = 20,
+                clamp: int = 0) -> Defense:
+    """Orthogonal projection (DESIGN §3.4): fit the linear model on the poisoned training
+    set (or load a saved fit from `path`, checked against the dataset's image shape) and
+    project every training image onto the complement of its weights' span. Test images
+    are not projected; results leave [0, 1] unless clamp=1, as in the reference."""
+    if path is not None:
+        projection = Projection.load(path)
+        if projection.image_shape != tuple(ctx.image_shape):
+            raise ConditionError(f"projection: {path} was fitted on images of shape "
+                                 f"{projection.image_shape}, this dataset has {tuple(ctx.image_shape)}")
+    else:
+        if ctx.train_images is None or ctx.train_labels is None:
+            raise ConditionError("projection: needs the training set to fit on (or path=...)")
+        projection = fit((ctx.train_images, ctx.train_labels), ctx.num_classes, epochs=epochs,
+                         seed=ctx.seed)
+        print(f"projection: linear model train accuracy {100 * projection.train_accuracy:.1f}%")
+    return Defense(lambda images: projection.apply(images, clamp=bool(clamp)))
