@@ -52,3 +52,18 @@ def synthetic_images(n: int = 64, size: int = 32, seed: int = 0) -> tuple[torch.
     disk = ((yy - cy) ** 2 + (xx - cx) ** 2 < (0.1 + 0.2 * r) ** 2).unsqueeze(1)
     img = torch.where(disk, 1 - img, img)
     return (img.clamp(0, 1) * 255).round().to(torch.uint8), labels
+
+
+class PoisonedDataset(torch.utils.data.Dataset):
+    """base[i] = (image, label) poisoned on the fly by poison(image, label, i) (e.g. an
+    ARPoison), so the poison depends on the sample index, not on the batch or worker."""
+
+    def __init__(self, base, poison):
+        self.base, self.poison = base, poison
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        image, label = self.base[index]
+        return self.poison(image, label, index)
