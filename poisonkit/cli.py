@@ -11,6 +11,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _poison(args: argparse.Namespace) -> int:
+    from .poisons.export import poison_npz
+    out = poison_npz(args.data, args.out, method=args.method, key=args.key, eps=args.eps,
+                     p=float(args.p), crop=args.crop, seed=args.seed,
+                     coefficients=args.coefficients, batch_size=args.batch_size,
+                     force=args.force)
+    print(f"wrote {out} and {out.parent / 'manifest.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -20,6 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=None,
                       help=".npz with x_train/y_train (default: $POISONKIT_DATA)")
     demo.set_defaults(func=_demo)
+    poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset "
+                                           "(training split) with a manifest")
+    poison.add_argument("--method", required=True, choices=("ar", "classwise-blur"))
+    poison.add_argument("--data", required=True, help="source .npz (x_train, y_train, ...)")
+    poison.add_argument("--out", required=True, help="output folder (not the source's)")
+    poison.add_argument("--key", type=int, default=0, help="AR: the owner's secret key")
+    poison.add_argument("--eps", type=float, default=1.0, help="AR: perturbation norm")
+    poison.add_argument("--p", default="2", choices=("2", "inf"), help="AR: norm (2 or inf)")
+    poison.add_argument("--crop", type=int, default=4, help="AR: rows/cols cropped")
+    poison.add_argument("--seed", type=int, default=0,
+                        help="coefficient (AR) or kernel (classwise-blur) seed")
+    poison.add_argument("--coefficients", default=None, help="AR: saved coefficient set")
+    poison.add_argument("--batch-size", type=int, default=1024)
+    poison.add_argument("--force", action="store_true", help="replace an earlier poisoned copy")
+    poison.set_defaults(func=_poison)
     return parser
 
 
