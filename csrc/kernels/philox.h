@@ -90,12 +90,27 @@ PK_HD float normal_draw(const PhiloxStream& s, uint64_t d) {
   return (d & 1) ? z1 : z0;
 }
 
-// Normal draws first .. first + count - 1 into dst, one Box-Muller pair per two draws.
+// Normal draws first .. first + count - 1 into dst: single draws and pairs up to a block
+// boundary, then one Philox block per four draws.
 PK_HD void normal_run(const PhiloxStream& s, uint64_t first, int64_t count, float* dst) {
-  if (count <= 0) return;
   int64_t i = 0;
-  if (first & 1) dst[i++] = normal_draw(s, first);
-  for (; i + 1 < count; i += 2) normal_pair(s, (first + i) >> 1, dst + i, dst + i + 1);
+  if (i < count && ((first + i) & 1)) {
+    dst[i] = normal_draw(s, first + i);
+    ++i;
+  }
+  if (i + 1 < count && ((first + i) & 3) == 2) {
+    normal_pair(s, (first + i) >> 1, dst + i, dst + i + 1);
+    i += 2;
+  }
+  for (; i + 3 < count; i += 4) {
+    const Philox4x32 b = philox_block(s, static_cast<uint32_t>((first + i) >> 2));
+    box_muller(b.v[0], b.v[1], dst + i, dst + i + 1);
+    box_muller(b.v[2], b.v[3], dst + i + 2, dst + i + 3);
+  }
+  if (i + 1 < count) {
+    normal_pair(s, (first + i) >> 1, dst + i, dst + i + 1);
+    i += 2;
+  }
   if (i < count) dst[i] = normal_draw(s, first + i);
 }
 
