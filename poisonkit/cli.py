@@ -12,11 +12,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _poison(args: argparse.Namespace) -> int:
-    from .poisons.export import poison_npz
-    out = poison_npz(args.data, args.out, method=args.method, key=args.key, eps=args.eps,
-                     p=float(args.p), crop=args.crop, seed=args.seed,
-                     coefficients=args.coefficients, batch_size=args.batch_size,
-                     force=args.force)
+    from .poisons.export import poison_dataset
+    out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format, key=args.key,
+                         eps=args.eps,
+                         p=float(args.p), crop=args.crop, seed=args.seed,
+                         coefficients=args.coefficients, batch_size=args.batch_size,
+                         force=args.force)
     print(f"wrote {out} and {out.parent / 'manifest.json'}")
     return 0
 
@@ -30,10 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default=None,
                       help=".npz with x_train/y_train (default: $POISONKIT_DATA)")
     demo.set_defaults(func=_demo)
-    poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset "
-                                           "(training split) with a manifest")
+    poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset (its "
+                                           "training split) or an ImageFolder, with a manifest")
     poison.add_argument("--method", required=True, choices=("ar", "classwise-blur"))
-    poison.add_argument("--data", required=True, help="source .npz (x_train, y_train, ...)")
+    poison.add_argument("--data", required=True,
+                        help="source .npz (x_train, y_train, ...) or ImageFolder directory")
+    poison.add_argument("--format", default=None, choices=("npz", "png"),
+                        help="output: npz (npz sources, the default) or a PNG ImageFolder")
     poison.add_argument("--out", required=True, help="output folder (not the source's)")
     poison.add_argument("--key", type=int, default=0, help="AR: the owner's secret key")
     poison.add_argument("--eps", type=float, default=1.0, help="AR: perturbation norm")

@@ -161,6 +161,7 @@ def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
             rejections["response"] += 1
             continue
         accepted.append(b)
+        bar.set_postfix(rejections.items(), refresh=False)
         bar.update(1)
     bar.close()
     from .. import __version__
