@@ -99,10 +99,12 @@ PK_HD float ar_filter_at(const float* coeffs_k, int channels, const Load& load) 
   return acc;
 }
 
-// ---- CPU driver (ar_cpu.cpp): one sample per call.
+// ---- CPU driver (ar_cpu.cpp): one sample per call, so torch can run it inside
+// at::parallel_for and DALI on its thread pool. scratch holds ar_cpu_scratch_floats(p)
+// floats for generation, C*H*W floats for filtering.
 size_t ar_cpu_scratch_floats(const ArParams& p);
 
-// Perturbation of sample n (class label, sample index) into out [C, H, W].
+// The perturbation of one sample (its class's coefficients, its index) into out [C, H, W].
 void ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParams& p,
                             float* out, float* scratch);
 

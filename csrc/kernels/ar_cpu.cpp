@@ -18,16 +18,14 @@ template <int C>
 void recurse_planes(const float* coeffs_k, const ArParams& p, float* scratch) {
   const int Hc = p.canvas_h(), Wc = p.canvas_w();
   const int64_t plane = p.canvas_plane();
-  float b6[C], b7[C];
-  for (int c = 0; c < C; ++c) {
-    b6[c] = coeffs_k[c * kArTaps + 6];
-    b7[c] = coeffs_k[c * kArTaps + 7];
-  }
+  float taps[C][kArTaps];  // a local copy: the canvas stores cannot alias it
+  for (int c = 0; c < C; ++c)
+    for (int t = 0; t < kArTaps; ++t) taps[c][t] = coeffs_k[c * kArTaps + t];
   for (int i = 2; i < Hc; ++i) {
     float left2[C], left1[C];
     float* rows[C];
     for (int c = 0; c < C; ++c) {
-      const float* b = coeffs_k + c * kArTaps;
+      const float* b = taps[c];
       float* __restrict__ row = scratch + c * plane + static_cast<int64_t>(i) * Wc;
       const float* __restrict__ r0 = row - 2 * Wc;
       const float* __restrict__ r1 = row - Wc;
@@ -38,7 +36,7 @@ void recurse_planes(const float* coeffs_k, const ArParams& p, float* scratch) {
     }
     for (int j = 2; j < Wc; ++j) {
       for (int c = 0; c < C; ++c) {
-        const float v = rows[c][j] + b6[c] * left2[c] + b7[c] * left1[c];
+        const float v = ar_left(taps[c], rows[c][j], left2[c], left1[c]);
         rows[c][j] = v;
         left2[c] = left1[c];
         left1[c] = v;
