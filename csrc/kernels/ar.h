@@ -105,7 +105,9 @@ PK_HD float ar_filter_at(const float* coeffs_k, int channels, const Load& load) 
 size_t ar_cpu_scratch_floats(const ArParams& p);
 
 // The perturbation of one sample (its class's coefficients, its index) into out [C, H, W].
-void ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParams& p,
+// Returns false when a scaled perturbation is not finite (an unstable class's process
+// overflowed float32); unscaled output is returned as it is.
+bool ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParams& p,
                             float* out, float* scratch);
 
 // The whole canvas [C, Hc, Wc] of draws of one sample (for tests and references).
@@ -123,9 +125,10 @@ void ar_filter_image_cpu(const T* image, const float* coeffs, int num_classes, i
 namespace poisonkit {
 size_t ar_cuda_scratch_floats(const ArParams& p, int64_t n);
 
+// finite[n] is set to 0 when sample n's scaled perturbation is not finite, else 1.
 cudaError_t ar_generate_cuda(const float* coeffs, const int64_t* labels, const int64_t* indices,
-                             int64_t n, const ArParams& p, float* out, float* scratch,
-                             cudaStream_t stream);
+                             int64_t n, const ArParams& p, float* out, uint8_t* finite,
+                             float* scratch, cudaStream_t stream);
 
 cudaError_t ar_canvas_cuda(const int64_t* indices, int64_t n, const ArParams& p, float* out,
                            cudaStream_t stream);

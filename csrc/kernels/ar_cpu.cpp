@@ -46,27 +46,34 @@ void recurse_planes(const float* coeffs_k, const ArParams& p, float* scratch) {
 }
 
 // Sum of squares (L2) or max |v| (L-inf) of one cropped row, in 8 float lanes that the
-// compiler keeps in one vector register.
+// compiler keeps in one vector register. Any inf or NaN makes the result non-finite (the
+// max alone would skip a NaN, so L-inf also sums v * 0, which is NaN exactly for those).
 template <bool Linf>
 float row_norm_part(const float* __restrict__ src, int width) {
   constexpr int kLanes = 8;
   float lanes[kLanes] = {};
+  float probe[kLanes] = {};
   int x = 0;
   for (; x + kLanes <= width; x += kLanes) {
     for (int l = 0; l < kLanes; ++l) {
       const float v = src[x + l];
       const float a = v < 0.0f ? -v : v;
       lanes[l] = Linf ? (a > lanes[l] ? a : lanes[l]) : lanes[l] + v * v;
+      if (Linf) probe[l] += v * 0.0f;
     }
   }
   for (; x < width; ++x) {
     const float v = src[x];
     const float a = v < 0.0f ? -v : v;
     lanes[0] = Linf ? (a > lanes[0] ? a : lanes[0]) : lanes[0] + v * v;
+    if (Linf) probe[0] += v * 0.0f;
   }
-  float r = 0.0f;
-  for (int l = 0; l < kLanes; ++l) r = Linf ? (lanes[l] > r ? lanes[l] : r) : r + lanes[l];
-  return r;
+  float r = 0.0f, bad = 0.0f;
+  for (int l = 0; l < kLanes; ++l) {
+    r = Linf ? (lanes[l] > r ? lanes[l] : r) : r + lanes[l];
+    bad += probe[l];
+  }
+  return bad == 0.0f ? r : bad;
 }
 
 // The Lp norm of the cropped canvas (rows combined in double).
@@ -78,7 +85,7 @@ double cropped_norm(const float* scratch, const ArParams& p) {
       const float part = row_norm_part<Linf>(
           scratch + c * p.canvas_plane() + static_cast<int64_t>(y + p.crop) * p.canvas_w() + p.crop,
           p.width);
-      total = Linf ? (part > total ? part : total) : total + part;
+      total = Linf ? (part > total || part != part ? part : total) : total + part;
     }
   }
   return Linf ? total : std::sqrt(total);
@@ -90,7 +97,7 @@ size_t ar_cpu_scratch_floats(const ArParams& p) {
   return static_cast<size_t>(p.channels) * p.canvas_plane();
 }
 
-void ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParams& p,
+bool ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParams& p,
                             float* __restrict__ out, float* __restrict__ scratch) {
   const PhiloxStream s = philox_stream(p.key, index, kArCanvasStream);
   for (int c = 0; c < p.channels; ++c) ar_initial_conditions(s, p, c, scratch + c * p.canvas_plane());
@@ -101,9 +108,10 @@ void ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParam
       for (int c = 0; c < p.channels; ++c)
         ar_recurse_plane(coeffs_k + c * kArTaps, p, scratch + c * p.canvas_plane());
   }
-  const float scale = p.norm == ArNorm::None ? 1.0f
-                      : ar_scale(p, p.norm == ArNorm::Linf ? cropped_norm<true>(scratch, p)
-                                                           : cropped_norm<false>(scratch, p));
+  const double norm = p.norm == ArNorm::None   ? 1.0
+                      : p.norm == ArNorm::Linf ? cropped_norm<true>(scratch, p)
+                                               : cropped_norm<false>(scratch, p);
+  const float scale = ar_scale(p, norm);
   for (int c = 0; c < p.channels; ++c) {
     for (int y = 0; y < p.height; ++y) {
       const float* __restrict__ src =
@@ -112,6 +120,7 @@ void ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParam
       for (int x = 0; x < p.width; ++x) dst[x] = scale * src[x];
     }
   }
+  return std::isfinite(norm);
 }
 
 void ar_canvas_sample_cpu(uint64_t index, const ArParams& p, float* out) {

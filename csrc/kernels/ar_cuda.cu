@@ -45,20 +45,25 @@ __device__ float block_reduce(float v, bool take_max) {
 }
 
 __global__ void ar_crop_scale_kernel(const float* __restrict__ canvas, ArParams p,
-                                     float* __restrict__ out) {
+                                     float* __restrict__ out, uint8_t* __restrict__ finite) {
   const int64_t s = blockIdx.x;
   const int64_t total = p.channels * p.out_plane();
   const bool linf = p.norm == ArNorm::Linf;
   const float* src = canvas + s * p.channels * p.canvas_plane();
   float acc = 0.0f;
+  int bad = 0;
   for (int64_t i = threadIdx.x; i < total; i += blockDim.x) {
     const int64_t c = i / p.out_plane(), yx = i % p.out_plane();
     const float v = src[c * p.canvas_plane() + (yx / p.width + p.crop) * p.canvas_w() +
                         yx % p.width + p.crop];
     acc = linf ? fmaxf(acc, fabsf(v)) : acc + v * v;
+    bad |= !isfinite(v);
   }
   const float reduced = block_reduce(acc, linf);
-  const float scale = ar_scale(p, linf ? reduced : sqrt(static_cast<double>(reduced)));
+  bad = __syncthreads_or(bad);
+  const double norm = linf ? reduced : sqrt(static_cast<double>(reduced));
+  if (threadIdx.x == 0) finite[s] = p.norm == ArNorm::None || (!bad && isfinite(norm));
+  const float scale = ar_scale(p, norm);
   float* dst = out + s * total;
   for (int64_t i = threadIdx.x; i < total; i += blockDim.x) {
     const int64_t c = i / p.out_plane(), yx = i % p.out_plane();
@@ -102,12 +107,13 @@ size_t ar_cuda_scratch_floats(const ArParams& p, int64_t n) {
 }
 
 cudaError_t ar_generate_cuda(const float* coeffs, const int64_t* labels, const int64_t* indices,
-                             int64_t n, const ArParams& p, float* out, float* scratch,
-                             cudaStream_t stream) {
+                             int64_t n, const ArParams& p, float* out, uint8_t* finite,
+                             float* scratch, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   ar_recurse_kernel<<<blocks_for(n * p.channels, 64), 64, 0, stream>>>(coeffs, labels, indices,
                                                                         n, p, scratch);
-  ar_crop_scale_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(scratch, p, out);
+  ar_crop_scale_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(scratch, p, out,
+                                                                                 finite);
   return cudaGetLastError();
 }
 

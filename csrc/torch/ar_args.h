@@ -17,8 +17,9 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
                             int64_t width, int64_t crop, std::optional<double> eps, double p);
 
 // Scaled perturbations must be finite: an unstable class's process overflows float32
-// (the reference once shipped such a class, which produced black images).
-void check_ar_output(const at::Tensor& out, const at::Tensor& labels, const ArParams& p);
+// (the reference once shipped such a class, which produced black images). finite: uint8
+// [N], 0 for a sample whose perturbation is not.
+void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels);
 
 // ar_canvas: indices int64 [N] >= 0; channels, height, width >= 1 (the canvas size).
 ArParams ar_canvas_params(const at::Tensor& indices, int64_t key, int64_t channels,

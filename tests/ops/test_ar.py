@@ -181,11 +181,15 @@ def test_generate_bad_input(coeffs10, change, match):
         ops.ar_generate(**args)
 
 
-def test_generate_refuses_an_exploding_class():
-    coeffs = torch.zeros(1, 3, 3, 3)
-    coeffs[0, :, 2, 1] = 3.0  # x[j] = 3 x[j-1]: overflows float32 along a row
-    with pytest.raises(RuntimeError, match="class 0 overflows float32"):
-        ops.ar_generate(coeffs, torch.tensor([0]), torch.tensor([0]), 0, 96, 96, 4)
+@pytest.mark.parametrize("p", [2, math.inf])
+def test_generate_refuses_an_exploding_class(coeffs10, p):
+    coeffs = torch.cat([coeffs10[:2], torch.zeros(1, 3, 3, 3)])
+    coeffs[2, :, 2, 1] = 3.0  # x[j] = 3 x[j-1]: overflows float32 along a row
+    labels = torch.tensor([0, 1, 2, 1])
+    with pytest.raises(RuntimeError, match="class 2 overflows float32"):
+        ops.ar_generate(coeffs, labels, torch.arange(4), 0, 96, 96, 4, 1.0, p)
+    raw = ops.ar_generate(coeffs, labels, torch.arange(4), 0, 96, 96, 4, eps=None)
+    assert not torch.isfinite(raw[2]).all() and torch.isfinite(raw[[0, 1, 3]]).all()
 
 
 def test_bad_key_and_filter_input(coeffs10):
