@@ -85,6 +85,20 @@ def ar_generate(coeffs: torch.Tensor, labels: torch.Tensor, indices: torch.Tenso
                                                    width, crop, eps, p)
 
 
+def ar_poison(x: torch.Tensor, coeffs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor,
+              key: int, crop: int = 4, eps: float = 1.0, p: float | str = 2) -> torch.Tensor:
+    """Images plus their AR perturbations (ar_generate at x's size) in [0,1] units,
+    clamped to [0, 1]; uint8 in, uint8 out (rounded to nearest); float32 in [0, 1] in,
+    float32 out. x: NCHW (or CHW with scalar labels/indices)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"ar_poison: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        return ar_poison(x.unsqueeze(0), coeffs, labels.reshape(1), indices.reshape(1), key, crop,
+                         eps, p).squeeze(0)
+    return torch.ops.poisonkit.ar_poison.default(x, coeffs, labels, indices, _key64(key), crop,
+                                                 float(eps), float(p))
+
+
 def ar_filter(x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     """Every class's AR-filter valid response summed over channels: float32 [N, K, H-2, W-2]
     (or [K, H-2, W-2] for a CHW image). x: uint8 (read as x/255) or float32 (as is)."""
@@ -103,6 +117,11 @@ def _ar_canvas_fake(indices, key, channels, height, width):
 @torch.library.register_fake("poisonkit::ar_generate")
 def _ar_generate_fake(coeffs, labels, indices, key, height, width, crop, eps, p):
     return coeffs.new_empty((indices.shape[0], coeffs.shape[1], height, width))
+
+
+@torch.library.register_fake("poisonkit::ar_poison")
+def _ar_poison_fake(x, coeffs, labels, indices, key, crop, eps, p):
+    return torch.empty_like(x)
 
 
 @torch.library.register_fake("poisonkit::ar_filter")

@@ -181,16 +181,10 @@ class ARPoison(nn.Module):
         if x.shape[-3] != self.coeffs.shape[1]:
             raise ValueError(f"image: expected {self.coeffs.shape[1]} channels, got shape "
                              f"{tuple(x.shape)}")
-        delta = self.perturbation(labels.reshape(-1).long(), indices.reshape(-1).long(),
-                                  x.shape[-2], x.shape[-1])
-        delta = delta[0] if x.dim() == 3 else delta
-        if x.dtype == torch.uint8:
-            z = (x.float() / 255 + delta).clamp(0, 1)
-            out = torch.floor(z * 255 + 0.5).to(torch.uint8)
-        elif x.dtype == torch.float32:
-            out = (x + delta).clamp(0, 1)
-        else:
+        if x.dtype not in (torch.uint8, torch.float32):
             raise TypeError(f"image: expected uint8 or float32, got {x.dtype}")
+        out = ops.ar_poison(x, self.coeffs.to(x.device), labels.long(), indices.long(), self.key,
+                            self.crop, self.eps, self.p)
         return rewrap(out), label
 
     def extra_repr(self) -> str:

@@ -86,6 +86,13 @@ PK_HD float ar_scale(const ArParams& p, double norm) {
   return static_cast<float>(p.eps / norm);
 }
 
+// The poisoned pixel: image (read in [0,1] units) plus perturbation, clamped to [0,1]
+// and rounded to nearest for uint8.
+template <typename T>
+PK_HD void ar_add_at(const T* image, const float* delta, T* out, int64_t i) {
+  store_unit(to_unit(image[i]) + delta[i], out + i, StoreMode{0.5f, true});
+}
+
 // Valid response of the AR filter of one class at output pixel (y, x) of a C-channel image
 // read through load(c, a, b) (in [0,1] units), summed over channels.
 template <typename Load>
@@ -110,6 +117,14 @@ size_t ar_cpu_scratch_floats(const ArParams& p);
 bool ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParams& p,
                             float* out, float* scratch);
 
+// Poisons one image [C, H, W]: out = image + its perturbation (see ar_add_at). scratch
+// holds ar_poison_cpu_scratch_floats(p) floats. Returns false as ar_generate_sample_cpu.
+size_t ar_poison_cpu_scratch_floats(const ArParams& p);
+
+template <typename T>
+bool ar_poison_sample_cpu(const T* image, T* out, const float* coeffs_k, uint64_t index,
+                          const ArParams& p, float* scratch);
+
 // The whole canvas [C, Hc, Wc] of draws of one sample (for tests and references).
 void ar_canvas_sample_cpu(uint64_t index, const ArParams& p, float* out);
 
@@ -129,6 +144,15 @@ size_t ar_cuda_scratch_floats(const ArParams& p, int64_t n);
 cudaError_t ar_generate_cuda(const float* coeffs, const int64_t* labels, const int64_t* indices,
                              int64_t n, const ArParams& p, float* out, uint8_t* finite,
                              float* scratch, cudaStream_t stream);
+
+// Poisons a batch x [N, C, H, W]: the perturbations go to scratch (the first
+// N*C*H*W floats, the canvases after them), then are added.
+size_t ar_poison_cuda_scratch_floats(const ArParams& p, int64_t n);
+
+template <typename T>
+cudaError_t ar_poison_cuda(const T* x, T* out, const float* coeffs, const int64_t* labels,
+                           const int64_t* indices, int64_t n, const ArParams& p, uint8_t* finite,
+                           float* scratch, cudaStream_t stream);
 
 cudaError_t ar_canvas_cuda(const int64_t* indices, int64_t n, const ArParams& p, float* out,
                            cudaStream_t stream);

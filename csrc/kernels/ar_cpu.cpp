@@ -123,6 +123,27 @@ bool ar_generate_sample_cpu(const float* coeffs_k, uint64_t index, const ArParam
   return std::isfinite(norm);
 }
 
+size_t ar_poison_cpu_scratch_floats(const ArParams& p) {
+  return ar_cpu_scratch_floats(p) + static_cast<size_t>(p.channels) * p.out_plane();
+}
+
+template <typename T>
+bool ar_poison_sample_cpu(const T* image, T* out, const float* coeffs_k, uint64_t index,
+                          const ArParams& p, float* scratch) {
+  float* __restrict__ delta = scratch + ar_cpu_scratch_floats(p);
+  const bool finite = ar_generate_sample_cpu(coeffs_k, index, p, delta, scratch);
+  const T* __restrict__ src = image;
+  T* __restrict__ dst = out;
+  const int64_t total = p.channels * p.out_plane();
+  for (int64_t i = 0; i < total; ++i) ar_add_at(src, delta, dst, i);
+  return finite;
+}
+
+template bool ar_poison_sample_cpu<uint8_t>(const uint8_t*, uint8_t*, const float*, uint64_t,
+                                            const ArParams&, float*);
+template bool ar_poison_sample_cpu<float>(const float*, float*, const float*, uint64_t,
+                                          const ArParams&, float*);
+
 void ar_canvas_sample_cpu(uint64_t index, const ArParams& p, float* out) {
   const PhiloxStream s = philox_stream(p.key, index, kArCanvasStream);
   normal_run(s, 0, p.channels * p.canvas_plane(), out);

@@ -72,6 +72,13 @@ __global__ void ar_crop_scale_kernel(const float* __restrict__ canvas, ArParams 
   }
 }
 
+template <typename T>
+__global__ void ar_add_kernel(const T* __restrict__ x, const float* __restrict__ delta,
+                              T* __restrict__ out, int64_t total) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < total) ar_add_at(x, delta, out, i);
+}
+
 __global__ void ar_canvas_kernel(const int64_t* __restrict__ indices, int64_t n, ArParams p,
                                  float* __restrict__ out) {
   const int64_t size = p.channels * p.canvas_plane();
@@ -116,6 +123,31 @@ cudaError_t ar_generate_cuda(const float* coeffs, const int64_t* labels, const i
                                                                                  finite);
   return cudaGetLastError();
 }
+
+size_t ar_poison_cuda_scratch_floats(const ArParams& p, int64_t n) {
+  return ar_cuda_scratch_floats(p, n) + static_cast<size_t>(n) * p.channels * p.out_plane();
+}
+
+template <typename T>
+cudaError_t ar_poison_cuda(const T* x, T* out, const float* coeffs, const int64_t* labels,
+                           const int64_t* indices, int64_t n, const ArParams& p, uint8_t* finite,
+                           float* scratch, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  const int64_t total = n * p.channels * p.out_plane();
+  float* delta = scratch;
+  const cudaError_t err =
+      ar_generate_cuda(coeffs, labels, indices, n, p, delta, finite, scratch + total, stream);
+  if (err != cudaSuccess) return err;
+  ar_add_kernel<T><<<blocks_for(total, kThreads), kThreads, 0, stream>>>(x, delta, out, total);
+  return cudaGetLastError();
+}
+
+template cudaError_t ar_poison_cuda<uint8_t>(const uint8_t*, uint8_t*, const float*,
+                                             const int64_t*, const int64_t*, int64_t,
+                                             const ArParams&, uint8_t*, float*, cudaStream_t);
+template cudaError_t ar_poison_cuda<float>(const float*, float*, const float*, const int64_t*,
+                                           const int64_t*, int64_t, const ArParams&, uint8_t*,
+                                           float*, cudaStream_t);
 
 cudaError_t ar_canvas_cuda(const int64_t* indices, int64_t n, const ArParams& p, float* out,
                            cudaStream_t stream) {

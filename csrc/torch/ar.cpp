@@ -1,6 +1,7 @@
 // poisonkit AR ops: schemas, argument validation and the CPU implementations.
 //   ar_canvas: the N(0,1) canvas draws of each sample (what generation starts from)
 //   ar_generate: AR perturbations, float32 [N, C, H, W]
+//   ar_poison: images plus their perturbations, clamped (and rounded for uint8)
 //   ar_filter: every class's AR-filter valid response, float32 [N, K, H-2, W-2]
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -83,6 +84,21 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
   return params;
 }
 
+ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const at::Tensor& labels,
+                          const at::Tensor& indices, int64_t key, int64_t crop, double eps,
+                          double p) {
+  TORCH_CHECK(x.dim() == 4, "ar_poison: x must be an NCHW batch (4 dims), got shape ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == at::kByte || x.scalar_type() == at::kFloat,
+              "ar_poison: x must be uint8 or float32, got ", x.scalar_type());
+  TORCH_CHECK(x.device() == coeffs.device(), "ar_poison: x must be on coeffs' device (",
+              coeffs.device(), "), got ", x.device());
+  TORCH_CHECK(x.size(0) == indices.size(0), "ar_poison: x holds ", x.size(0),
+              " images but indices holds ", indices.size(0));
+  TORCH_CHECK(coeffs.dim() == 4 && x.size(1) == coeffs.size(1), "ar_poison: x has ", x.size(1),
+              " channels but coeffs have shape ", coeffs.sizes());
+  return ar_generate_params(coeffs, labels, indices, key, x.size(2), x.size(3), crop, eps, p);
+}
+
 void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels) {
   const at::Tensor bad = finite.eq(0);
   if (!bad.any().item<bool>()) return;
@@ -154,6 +170,50 @@ at::Tensor ar_generate_cpu(const at::Tensor& coeffs_in, const at::Tensor& labels
   return out;
 }
 
+template <typename T>
+void ar_poison_batch_cpu(const at::Tensor& x, const at::Tensor& coeffs, const at::Tensor& labels,
+                         const at::Tensor& indices, const ArParams& params, at::Tensor& out,
+                         uint8_t* ok) {
+  const T* src = x.data_ptr<T>();
+  T* dst = out.data_ptr<T>();
+  const float* c = coeffs.data_ptr<float>();
+  const int64_t* lab = labels.data_ptr<int64_t>();
+  const int64_t* idx = indices.data_ptr<int64_t>();
+  const int64_t sample_size = params.channels * params.out_plane();
+  const size_t scratch_floats = ar_poison_cpu_scratch_floats(params);
+  const int64_t grain = std::max<int64_t>(1, 16384 / static_cast<int64_t>(scratch_floats));
+  at::parallel_for(0, x.size(0), grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(scratch_floats);
+    for (int64_t i = begin; i < end; ++i) {
+      ok[i] = ar_poison_sample_cpu<T>(src + i * sample_size, dst + i * sample_size,
+                                      c + lab[i] * params.channels * kArTaps,
+                                      static_cast<uint64_t>(idx[i]), params, scratch.data());
+    }
+  });
+}
+
+at::Tensor ar_poison_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in,
+                         const at::Tensor& labels_in, const at::Tensor& indices_in, int64_t key,
+                         int64_t crop, double eps, double p) {
+  const ArParams params =
+      ar_poison_params(x_in, coeffs_in, labels_in, indices_in, key, crop, eps, p);
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor coeffs = coeffs_in.contiguous();
+  const at::Tensor labels = labels_in.contiguous();
+  const at::Tensor indices = indices_in.contiguous();
+  at::Tensor out = at::empty_like(x);
+  at::Tensor finite = at::empty({x.size(0)}, indices.options().dtype(at::kByte));
+  if (x.scalar_type() == at::kByte) {
+    ar_poison_batch_cpu<uint8_t>(x, coeffs, labels, indices, params, out,
+                                 finite.data_ptr<uint8_t>());
+  } else {
+    ar_poison_batch_cpu<float>(x, coeffs, labels, indices, params, out,
+                               finite.data_ptr<uint8_t>());
+  }
+  check_ar_finite(finite, labels);
+  return out;
+}
+
 at::Tensor ar_canvas_cpu(const at::Tensor& indices_in, int64_t key, int64_t channels,
                          int64_t height, int64_t width) {
   const ArParams params = ar_canvas_params(indices_in, key, channels, height, width);
@@ -207,12 +267,15 @@ TORCH_LIBRARY_FRAGMENT(poisonkit, m) {
   m.def("ar_canvas(Tensor indices, int key, int channels, int height, int width) -> Tensor");
   m.def("ar_generate(Tensor coeffs, Tensor labels, Tensor indices, int key, int height, "
         "int width, int crop, float? eps, float p) -> Tensor");
+  m.def("ar_poison(Tensor x, Tensor coeffs, Tensor labels, Tensor indices, int key, int crop, "
+        "float eps, float p) -> Tensor");
   m.def("ar_filter(Tensor x, Tensor coeffs) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(poisonkit, CPU, m) {
   m.impl("ar_canvas", &ar_canvas_cpu);
   m.impl("ar_generate", &ar_generate_cpu);
+  m.impl("ar_poison", &ar_poison_cpu);
   m.impl("ar_filter", &ar_filter_cpu);
 }
 

@@ -16,6 +16,12 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
                             const at::Tensor& indices, int64_t key, int64_t height,
                             int64_t width, int64_t crop, std::optional<double> eps, double p);
 
+// ar_poison: x uint8 or float32 [N, C, H, W] on coeffs' device, C = coeffs' channels,
+// N = len(indices); the rest as ar_generate at x's height and width.
+ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const at::Tensor& labels,
+                          const at::Tensor& indices, int64_t key, int64_t crop, double eps,
+                          double p);
+
 // Scaled perturbations must be finite: an unstable class's process overflows float32
 // (the reference once shipped such a class, which produced black images). finite: uint8
 // [N], 0 for a sample whose perturbation is not.

@@ -38,6 +38,39 @@ at::Tensor ar_generate_cuda_impl(const at::Tensor& coeffs_in, const at::Tensor& 
   return out;
 }
 
+at::Tensor ar_poison_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_in,
+                               const at::Tensor& labels_in, const at::Tensor& indices_in,
+                               int64_t key, int64_t crop, double eps, double p) {
+  const ArParams params =
+      ar_poison_params(x_in, coeffs_in, labels_in, indices_in, key, crop, eps, p);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor coeffs = coeffs_in.contiguous();
+  const at::Tensor labels = labels_in.contiguous();
+  const at::Tensor indices = indices_in.contiguous();
+  const int64_t n = x.size(0);
+  at::Tensor out = at::empty_like(x);
+  at::Tensor finite = at::empty({n}, coeffs.options().dtype(at::kByte));
+  at::Tensor scratch = at::empty(
+      {static_cast<int64_t>(ar_poison_cuda_scratch_floats(params, n))}, coeffs.options());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  cudaError_t err;
+  if (x.scalar_type() == at::kByte) {
+    err = ar_poison_cuda<uint8_t>(x.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
+                                  coeffs.data_ptr<float>(), labels.data_ptr<int64_t>(),
+                                  indices.data_ptr<int64_t>(), n, params,
+                                  finite.data_ptr<uint8_t>(), scratch.data_ptr<float>(), stream);
+  } else {
+    err = ar_poison_cuda<float>(x.data_ptr<float>(), out.data_ptr<float>(),
+                                coeffs.data_ptr<float>(), labels.data_ptr<int64_t>(),
+                                indices.data_ptr<int64_t>(), n, params,
+                                finite.data_ptr<uint8_t>(), scratch.data_ptr<float>(), stream);
+  }
+  check_launch(err, "ar_poison");
+  check_ar_finite(finite, labels);
+  return out;
+}
+
 at::Tensor ar_canvas_cuda_impl(const at::Tensor& indices_in, int64_t key, int64_t channels,
                                int64_t height, int64_t width) {
   const ArParams params = ar_canvas_params(indices_in, key, channels, height, width);
@@ -77,6 +110,7 @@ at::Tensor ar_filter_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_
 TORCH_LIBRARY_IMPL(poisonkit, CUDA, m) {
   m.impl("ar_canvas", &ar_canvas_cuda_impl);
   m.impl("ar_generate", &ar_generate_cuda_impl);
+  m.impl("ar_poison", &ar_poison_cuda_impl);
   m.impl("ar_filter", &ar_filter_cuda_impl);
 }
 

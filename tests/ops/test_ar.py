@@ -149,11 +149,40 @@ def test_filter_uint8_and_single_image(coeffs10, gen):
     assert torch.allclose(ops.ar_filter(nc, coeffs10), out, atol=1e-6)
 
 
+def test_poison_adds_clamps_and_rounds(coeffs10, gen):
+    x = torch.randint(0, 256, (6, 3, 20, 24), dtype=torch.uint8, generator=gen)
+    labels, indices = torch.tensor([0, 1, 2, 3, 4, 9]), torch.arange(50, 56)
+    delta = ops.ar_generate(coeffs10, labels, indices, 8, 20, 24, 4, 0.5, 2)
+    expected = torch.floor((x.float() / 255 + delta).clamp(0, 1) * 255 + 0.5).to(torch.uint8)
+    assert torch.equal(ops.ar_poison(x, coeffs10, labels, indices, 8, 4, 0.5, 2), expected)
+    xf = x.float().div(255).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last
+    out = ops.ar_poison(xf, coeffs10, labels, indices, 8, 4, 0.5, 2)
+    assert out.dtype == torch.float32 and torch.equal(out, (xf + delta).clamp(0, 1))
+    single = ops.ar_poison(x[2], coeffs10, labels[2], indices[2], 8, 4, 0.5, 2)
+    assert torch.equal(single, expected[2])
+
+
+def test_poison_bad_input(coeffs10):
+    x = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    labels, indices = torch.tensor([0, 1]), torch.tensor([0, 1])
+    with pytest.raises(RuntimeError, match="x holds 2 images but indices holds 1"):
+        ops.ar_poison(x, coeffs10, labels[:1], indices[:1], 0)
+    with pytest.raises(RuntimeError, match="channels"):
+        ops.ar_poison(x[:, :1], coeffs10, labels, indices, 0)
+    with pytest.raises(RuntimeError, match="uint8 or float32"):
+        ops.ar_poison(x.double(), coeffs10, labels, indices, 0)
+    with pytest.raises(RuntimeError, match="eps must be"):
+        ops.ar_poison(x, coeffs10, labels, indices, 0, eps=-1.0)
+
+
 def test_opcheck(coeffs10):
     args = (coeffs10, torch.tensor([1, 2]), torch.tensor([3, 4]), 9, 8, 8, 4, 1.0, 2.0)
     torch.library.opcheck(torch.ops.poisonkit.ar_generate.default, args)
     torch.library.opcheck(torch.ops.poisonkit.ar_canvas.default, (torch.tensor([1, 2]), 3, 3, 5, 5))
     torch.library.opcheck(torch.ops.poisonkit.ar_filter.default, (torch.rand(2, 3, 6, 6), coeffs10))
+    torch.library.opcheck(torch.ops.poisonkit.ar_poison.default,
+                          (torch.rand(2, 3, 8, 8), coeffs10, torch.tensor([1, 2]),
+                           torch.tensor([3, 4]), 9, 4, 1.0, 2.0))
 
 
 @pytest.mark.parametrize("change,match", [
@@ -218,3 +247,12 @@ def test_cuda_matches_cpu(coeffs10):
     x = torch.rand(4, 3, 16, 16)
     assert torch.allclose(ops.ar_filter(x.cuda(), coeffs10.cuda()).cpu(), ops.ar_filter(x, coeffs10),
                           atol=1e-5)
+    x8 = (x * 255).to(torch.uint8)
+    lab4, idx4 = labels[:4], indices[:4]
+    cpu8 = ops.ar_poison(x8, coeffs10, lab4, idx4, 31, 4, 1.0, 2)
+    gpu8 = ops.ar_poison(x8.cuda(), coeffs10.cuda(), lab4.cuda(), idx4.cuda(), 31, 4, 1.0, 2)
+    assert (gpu8.cpu().int() - cpu8.int()).abs().max() <= 1  # rounding ties may differ
+    bad = torch.zeros(1, 3, 3, 3)
+    bad[0, :, 2, 1] = 3.0
+    with pytest.raises(RuntimeError, match="overflows float32"):
+        ops.ar_generate(bad.cuda(), lab4[:1].cuda() * 0, idx4[:1].cuda(), 0, 96, 96, 4)
