@@ -113,8 +113,9 @@ def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
     is finite with an L2 norm before scaling of at most max_norm ('norm'); and each of
     those (unscaled) processes has sum(ReLU(response)) >= min_response to every
     already-accepted class's AR filter ('response'). Deterministic for a seed (numpy
-    PCG64 for the taps, Philox key = seed for the canvases). metadata records the
-    parameters and the count of every rejection reason.
+    PCG64 for the taps; candidate m's trials are the canvases of Philox key = seed,
+    indices m*trials .. m*trials + trials - 1). metadata records the parameters, the count
+    of every rejection reason and the accepted candidates' numbers.
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
@@ -131,6 +132,7 @@ def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
 
     rng = np.random.Generator(np.random.PCG64(seed))
     accepted: list[torch.Tensor] = []
+    accepted_candidates: list[int] = []  # lets anyone replay the acceptance tests
     rejections: Counter = Counter({reason: 0 for reason in REJECTION_REASONS})
     labels = torch.zeros(trials, dtype=torch.int64)
     candidate = 0
@@ -161,6 +163,7 @@ def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
             rejections["response"] += 1
             continue
         accepted.append(b)
+        accepted_candidates.append(candidate - 1)
         bar.set_postfix(rejections.items(), refresh=False)
         bar.update(1)
     bar.close()
@@ -169,6 +172,7 @@ def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
         "method": "ar", "num_classes": num_classes, "channels": channels, "seed": seed,
         "min_response": min_response, "max_norm": max_norm, "trials": trials, "size": size,
         "crop": crop, "min_tap_sum": MIN_TAP_SUM, "candidates": candidate,
-        "rejections": dict(rejections), "poisonkit_version": __version__,
+        "rejections": dict(rejections), "accepted_candidates": accepted_candidates,
+        "poisonkit_version": __version__,
     }
     return ARCoefficients(torch.stack(accepted), metadata)
