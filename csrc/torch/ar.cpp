@@ -6,8 +6,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "ar_args.h"
@@ -19,13 +21,37 @@ namespace {
 // Canvas draws are numbered with 32-bit Philox block counters (4 draws per block).
 constexpr int64_t kMaxCanvasDraws = int64_t{1} << 33;
 
+// Min and max of a non-empty int64 tensor. CPU tensors are scanned directly: a
+// DataLoader calls these ops once per sample, where torch reductions would cost more
+// than generating the perturbation.
+std::pair<int64_t, int64_t> min_max(const at::Tensor& t) {
+  if (!t.is_cpu()) return {t.min().item<int64_t>(), t.max().item<int64_t>()};
+  const at::Tensor c = t.contiguous();
+  const int64_t* v = c.data_ptr<int64_t>();
+  int64_t lo = v[0], hi = v[0];
+  for (int64_t i = 1; i < c.numel(); ++i) {
+    lo = std::min(lo, v[i]);
+    hi = std::max(hi, v[i]);
+  }
+  return {lo, hi};
+}
+
+bool all_finite(const at::Tensor& t) {
+  if (!t.is_cpu()) return at::isfinite(t).all().item<bool>();
+  const at::Tensor c = t.contiguous();
+  const float* v = c.data_ptr<float>();
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
+
 void check_indices(const at::Tensor& indices, const char* op) {
   TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, got ",
               indices.scalar_type());
   TORCH_CHECK(indices.dim() == 1, op, ": indices must be 1-D [N], got shape ", indices.sizes());
   TORCH_CHECK(indices.size(0) > 0, op, ": indices is an empty batch (N = 0)");
-  TORCH_CHECK(indices.min().item<int64_t>() >= 0, op, ": indices must be >= 0, got ",
-              indices.min().item<int64_t>());
+  const int64_t lowest = min_max(indices).first;
+  TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
 }
 
 void check_canvas_size(int64_t channels, int64_t canvas_h, int64_t canvas_w, const char* op) {
@@ -39,7 +65,7 @@ void check_coeffs(const at::Tensor& coeffs, const char* op) {
   TORCH_CHECK(coeffs.dim() == 4 && coeffs.size(2) == 3 && coeffs.size(3) == 3 &&
                   coeffs.size(0) > 0 && coeffs.size(1) > 0,
               op, ": coeffs must be [K, C, 3, 3] with K, C >= 1, got shape ", coeffs.sizes());
-  TORCH_CHECK(at::isfinite(coeffs).all().item<bool>(), op, ": coeffs contain NaN or inf");
+  TORCH_CHECK(all_finite(coeffs), op, ": coeffs contain NaN or inf");
 }
 
 }  // namespace
@@ -58,9 +84,9 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
               "ar_generate: labels and indices must be on coeffs' device (", coeffs.device(),
               "), got ", labels.device(), " and ", indices.device());
   const int64_t K = coeffs.size(0);
-  TORCH_CHECK(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() < K,
-              "ar_generate: labels must be in [0, ", K, "), got values in [",
-              labels.min().item<int64_t>(), ", ", labels.max().item<int64_t>(), "]");
+  const auto [lo, hi] = min_max(labels);
+  TORCH_CHECK(lo >= 0 && hi < K, "ar_generate: labels must be in [0, ", K, "), got values in [",
+              lo, ", ", hi, "]");
   TORCH_CHECK(height >= 1 && width >= 1, "ar_generate: height and width must be >= 1, got ",
               height, "x", width);
   TORCH_CHECK(crop >= 0, "ar_generate: crop must be >= 0, got ", crop);
@@ -100,12 +126,13 @@ ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const a
 }
 
 void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels) {
-  const at::Tensor bad = finite.eq(0);
-  if (!bad.any().item<bool>()) return;
-  const int64_t first = bad.nonzero()[0][0].item<int64_t>();
-  TORCH_CHECK(false, "ar_generate: the AR process of class ", labels[first].item<int64_t>(),
-              " overflows float32 (unstable coefficients; draw them with "
-              "poisonkit.poisons.ar.sample_coefficients)");
+  const at::Tensor flags = finite.cpu();
+  const uint8_t* ok = flags.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < flags.numel(); ++i) {
+    TORCH_CHECK(ok[i], "ar_generate: the AR process of class ", labels[i].item<int64_t>(),
+                " overflows float32 (unstable coefficients; draw them with "
+                "poisonkit.poisons.ar.sample_coefficients)");
+  }
 }
 
 ArParams ar_canvas_params(const at::Tensor& indices, int64_t key, int64_t channels,
