@@ -103,6 +103,17 @@ def test_generate_matches_float64_reference(coeffs10, height, width, crop, eps, 
                           torch.full((4,), eps, dtype=torch.float64), rtol=1e-5)
 
 
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_generate_other_channel_counts(channels):
+    coeffs = sample_coefficients(3, channels=channels, seed=2, progress=False).coeffs
+    labels, indices = torch.tensor([2, 0, 1]), torch.tensor([4, 5, 6])
+    out = ops.ar_generate(coeffs, labels, indices, 11, 10, 12, 4, 1.0, 2)
+    canvas = ops.ar_canvas(indices, 11, channels, 14, 16)
+    ref = reference_generate(canvas, coeffs, labels, 4, 1.0, 2)
+    err = (out.double() - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)
+    assert out.shape == (3, channels, 10, 12) and err.max() <= 1e-5
+
+
 def test_generate_unscaled_is_the_process(coeffs10):
     labels, indices = torch.tensor([2, 4]), torch.tensor([5, 6])
     raw = ops.ar_generate(coeffs10, labels, indices, 3, 12, 12, 4, eps=None)
