@@ -4,8 +4,8 @@ registries (name -> factory), so each op plugs in with one decorated function.
 A spec is 'name', 'name:value' (the factory's first parameter) or 'name:key=value,...',
 e.g. 'jpeg:10', 'pgd:eps=4,steps=5'. Factories take a Context and keyword parameters.
 
-- Poison factory -> fn(images uint8 NCHW, labels) -> poisoned uint8 NCHW, applied once to
-  the stored training images before any augmentation.
+- Poison factory -> fn(images uint8 NCHW, labels, sample indices) -> poisoned uint8 NCHW,
+  applied once to the stored training images before any augmentation.
 - Defense factory -> Defense: a per-batch transform of the (poisoned) training images run
   inside the data loader, and/or an adversary run inside the training loop.
 
@@ -25,10 +25,11 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..defenses.jpeg import jpeg_roundtrip
 from ..defenses.projection import Projection, fit
-from ..transforms import ClasswiseBlur, RandomSharpen, Sharpen
+from ..transforms import ARPoison, ClasswiseBlur, RandomSharpen, Sharpen
 from .adversarial import PGD
 
-Poison = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# fn(images uint8 NCHW, labels, sample indices) -> poisoned uint8 NCHW
+Poison = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,7 @@ DEFENSES: dict[str, Callable[..., Defense]] = {}
 
 # Registration points: these conditions exist in the design but their ops have not been
 # merged into this build. Replace an entry by a registered factory when its op lands.
-UNAVAILABLE_POISONS = {
-    "ar": "the AR poison (poisonkit.poisons.ar, DESIGN §3.1) is not merged into this build",
-}
+UNAVAILABLE_POISONS: dict[str, str] = {}
 UNAVAILABLE_DEFENSES = {
     "rsk+ff": "the RSK+FF low-pass defense (DESIGN §3.3) is not merged into this build",
 }
@@ -177,7 +176,16 @@ def _no_poison(ctx: Context) -> None:
 def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0) -> Poison:
     """Class-wise blur ('CUDA', DESIGN §3.2); key 0 gives the reference kernels."""
     blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=key)
-    return lambda images, labels: blur(images, labels)[0]
+    return lambda images, labels, indices: blur(images, labels)[0]
+
+
+@register_poison("ar")
+def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 0,
+        seed: int = 0) -> Poison:
+    """Autoregressive perturbations (DESIGN §3.1): L2 eps 1.0 and crop 4 by default (the
+    CIFAR preset), coefficients sampled with `seed`, perturbation keyed by (key, index)."""
+    poison = ARPoison(ctx.num_classes, eps=eps, p=p, crop=crop, key=key, seed=seed)
+    return lambda images, labels, indices: poison(images, labels, indices)[0]
 
 
 # --- defenses --------------------------------------------------------------------------

@@ -39,8 +39,20 @@ def test_no_poison(batch):
 
 def test_blur_poison_is_the_reference_classwise_blur(batch):
     x, y = batch
-    assert torch.equal(make_poison("blur", CTX)(x, y), ClasswiseBlur(10)(x, y)[0])
-    assert not torch.equal(make_poison("blur:key=1", CTX)(x, y), ClasswiseBlur(10)(x, y)[0])
+    i = torch.arange(len(x))
+    assert torch.equal(make_poison("blur", CTX)(x, y, i), ClasswiseBlur(10)(x, y)[0])
+    assert not torch.equal(make_poison("blur:key=1", CTX)(x, y, i), ClasswiseBlur(10)(x, y)[0])
+
+
+def test_ar_poison_is_keyed_by_sample_index(batch):
+    from poisonkit.transforms import ARPoison
+    x, y = batch
+    i = torch.arange(len(x))
+    poisoned = make_poison("ar", CTX)(x, y, i)
+    assert torch.equal(poisoned, ARPoison(10, key=0, seed=0)(x, y, i)[0])
+    # the same sample at another position in the set gets another perturbation
+    assert not torch.equal(make_poison("ar", CTX)(x, y, i + 1), poisoned)
+    assert not torch.equal(make_poison("ar:key=3", CTX)(x, y, i), poisoned)
 
 
 def test_every_defense_keeps_the_image_geometry(batch):
