@@ -1,5 +1,5 @@
 // CPU driver of lowpass: per channel, four small matrix products on a float copy of the
-// plane, all through one register-blocked product (4 rows x 16 columns of accumulators),
+// plane, all through one register-blocked product (6 rows x 16 columns of accumulators),
 // the last one fused with the conversion back to the output dtype. Rows are padded to a
 // multiple of 8 floats so every product runs on whole vectors.
 //
@@ -25,7 +25,7 @@ namespace poisonkit {
 namespace {
 
 constexpr int kVec = 8;                      // floats per vector
-constexpr int kBlockRows = 4;                // rows of accumulators
+constexpr int kBlockRows = 6;                // rows of accumulators (6 x 2 vectors)
 using vec = float __attribute__((vector_size(kVec * sizeof(float))));
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
@@ -64,20 +64,24 @@ PK_ALWAYS_INLINE void product_rows(const float* a, int lda, const float* b, int 
   if (j < n) product_block<MR, 1>(a, lda, b + j, ldb, c + j, ldc, k);
 }
 
-// C[m x n] = A[m x k] * B[k x n], n a multiple of kVec.
+// C[m x n] = A[m x k] * B[k x n], n a multiple of kVec. Rows go in balanced blocks of at
+// most kBlockRows (9 rows: 5 + 4, not 6 + 3), since a short block is load bound.
 PK_ALWAYS_INLINE void product(const float* a, int lda, const float* b, int ldb, float* c, int ldc,
                               int m, int k, int n) {
-  int i = 0;
-  for (; i + kBlockRows <= m; i += kBlockRows)
-    product_rows<kBlockRows>(a + static_cast<size_t>(i) * lda, lda, b, ldb,
-                             c + static_cast<size_t>(i) * ldc, ldc, k, n);
-  const float* ar = a + static_cast<size_t>(i) * lda;
-  float* cr = c + static_cast<size_t>(i) * ldc;
-  switch (m - i) {
-    case 3: product_rows<3>(ar, lda, b, ldb, cr, ldc, k, n); break;
-    case 2: product_rows<2>(ar, lda, b, ldb, cr, ldc, k, n); break;
-    case 1: product_rows<1>(ar, lda, b, ldb, cr, ldc, k, n); break;
-    default: break;
+  const int blocks = (m + kBlockRows - 1) / kBlockRows;
+  for (int block = 0, i = 0; block < blocks; ++block) {
+    const int rows = m / blocks + (block < m % blocks ? 1 : 0);
+    const float* ar = a + static_cast<size_t>(i) * lda;
+    float* cr = c + static_cast<size_t>(i) * ldc;
+    switch (rows) {
+      case 6: product_rows<6>(ar, lda, b, ldb, cr, ldc, k, n); break;
+      case 5: product_rows<5>(ar, lda, b, ldb, cr, ldc, k, n); break;
+      case 4: product_rows<4>(ar, lda, b, ldb, cr, ldc, k, n); break;
+      case 3: product_rows<3>(ar, lda, b, ldb, cr, ldc, k, n); break;
+      case 2: product_rows<2>(ar, lda, b, ldb, cr, ldc, k, n); break;
+      default: product_rows<1>(ar, lda, b, ldb, cr, ldc, k, n); break;
+    }
+    i += rows;
   }
 }
 
