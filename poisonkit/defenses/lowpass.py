@@ -106,9 +106,10 @@ def disk_mask(h: int, w: int, keep: float, basis: str) -> np.ndarray:
     """0/1 mask over the kept coefficients [r_H, r_W] for shape='disk' (see module doc)."""
     _, fh = axis_basis(h, keep, basis)
     _, fw = axis_basis(w, keep, basis)
-    if basis == "dct":
-        inside = (fh[:, None] / dct_rank(h, keep)) ** 2 + (fw[None, :] / dct_rank(w, keep)) ** 2
-        return (inside < 1 - _EPS).astype(np.float64)
+    if basis == "dct":  # (k1 / r_H)^2 + (k2 / r_W)^2 < 1, exactly, in integers
+        rh, rw = dct_rank(h, keep), dct_rank(w, keep)
+        k1, k2 = fh.astype(np.int64)[:, None], fw.astype(np.int64)[None, :]
+        return ((k1 * rw) ** 2 + (k2 * rh) ** 2 < (rh * rw) ** 2).astype(np.float64)
     inside = (2 * fh[:, None] / h) ** 2 + (2 * fw[None, :] / w) ** 2
     return (inside <= keep * keep + _EPS).astype(np.float64)
 
