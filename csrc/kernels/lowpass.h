@@ -37,9 +37,16 @@ PK_HD float contract(const float* a, int64_t sa, const B* b, int64_t sb, int k) 
   return acc;
 }
 
-// ---- CPU driver (lowpass_cpu.cpp). A plan holds the basis matrices in the padded layouts
-// the CPU products want; build it once per call, then run one image per call (torch inside
+// ---- CPU driver (lowpass_cpu.cpp). A plan holds the basis matrices in the layouts the
+// CPU products want; build it once per call, then run one image per call (torch inside
 // at::parallel_for, DALI on its thread pool), each thread with its own scratch.
+//
+// The H-axis products (the costly ones) are folded in half: every DCT row is even or odd
+// under i <-> H-1-i, every Fourier row under i <-> -i mod H. With X+ = X_i + X_mirror(i) and
+// X- = X_i - X_mirror(i) over half the rows, R X = [R_even X+ ; R_odd X-] and the output rows
+// i, mirror(i) are E +- O with E = R_even^T V_even, O = R_odd^T V_odd: half the flops. The
+// plan finds the mirror from the rows; rows with no such symmetry fold with the identity
+// (all rows even, nothing halved), so any orthonormal rows work.
 struct LowpassCpuPlan {
   LowpassCpuPlan() = default;
   LowpassCpuPlan(LowpassCpuPlan&&) = default;  // the pointers below point into storage
@@ -48,13 +55,16 @@ struct LowpassCpuPlan {
   LowpassParams p;
   int width_pad = 0;   // W rounded up to the vector width (row stride of the planes)
   int rank_w_pad = 0;  // rank_w rounded up likewise
+  int half = 0;        // folded rows: pairs {i, mirror(i)} and fixed points i = mirror(i)
+  int even_rows = 0;   // rows of R even under the mirror; they come first in R's order here
+  std::vector<int> fold_first, fold_second;  // the two rows of each folded row
   std::vector<float> storage;
-  const float* rows = nullptr;     // R   [rank_h x H]
-  const float* rows_t = nullptr;   // R^T [H x rank_h]
-  const float* cols_t = nullptr;   // C^T [width_pad x rank_w_pad], zero padded
-  const float* cols = nullptr;     // C   [rank_w_pad x width_pad], zero padded
-  const float* mask = nullptr;     // M   [rank_h x rank_w_pad], or null
-  size_t scratch_floats = 0;       // per thread
+  const float* rows_half = nullptr;    // R (even rows, then odd) on fold_first [rank_h x half]
+  const float* rows_half_t = nullptr;  // its transpose [half x rank_h]
+  const float* cols_t = nullptr;       // C^T [width_pad x rank_w_pad], zero padded
+  const float* cols = nullptr;         // C   [rank_w_pad x width_pad], zero padded
+  const float* mask = nullptr;         // M, rows in R's order here [rank_h x rank_w_pad], or null
+  size_t scratch_floats = 0;           // per thread
 };
 
 // rows: R [rank_h x H], cols: C [rank_w x W], mask: M [rank_h x rank_w] or null (all

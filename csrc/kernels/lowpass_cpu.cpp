@@ -7,6 +7,7 @@
 // cloned for x86-64-v3 (AVX2 + FMA) and v4 (AVX-512) and the loader picks the best clone
 // for the running CPU (GCC function multiversioning), which is worth about 3x here.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "lowpass.h"
@@ -101,21 +102,42 @@ template <typename T>
 PK_ALWAYS_INLINE void lowpass_image(const T* in, T* out, int64_t n, const LowpassCpuPlan& plan,
                                     float* scratch) {
   const LowpassParams& p = plan.p;
-  const int H = p.height, W = p.width, WP = plan.width_pad;
-  const int RH = p.rank_h, RWP = plan.rank_w_pad;
+  const int H = p.height, W = p.width, WP = plan.width_pad, HF = plan.half;
+  const int RH = p.rank_h, RWP = plan.rank_w_pad, RE = plan.even_rows, RO = RH - RE;
   const StoreMode mode = p.store();
-  float* x = scratch;                                 // H x WP
-  float* u = x + static_cast<size_t>(H) * WP;         // RH x WP: R X
+  const size_t half_plane = static_cast<size_t>(HF) * WP;
+  float* x = scratch;                                 // H x WP: the channel in [0,1]
+  float* sum = x + static_cast<size_t>(H) * WP;       // HF x WP: X+, later E
+  float* diff = sum + half_plane;                     // HF x WP: X-, later O
+  float* u = diff + half_plane;                       // RH x WP: R X
   float* y = u + static_cast<size_t>(RH) * WP;        // RH x RWP: R X C^T (coefficients)
   float* v = y + static_cast<size_t>(RH) * RWP;       // RH x WP: (M o Y) C
-  float* tile = v + static_cast<size_t>(RH) * WP;     // kBlockRows x WP: output rows
+  float* row = v + static_cast<size_t>(RH) * WP;      // WP: one output row
   const size_t plane = static_cast<size_t>(H) * W;
   for (int c = 0; c < p.channels; ++c) {
     const size_t offset = (static_cast<size_t>(n) * p.channels + c) * plane;
     const T* src = in + offset;
     T* dst = out + offset;
     for (int i = 0; i < H; ++i) load_row(src + static_cast<size_t>(i) * W, x + i * WP, W, WP);
-    product(plan.rows, H, x, WP, u, WP, RH, H, WP);
+    for (int t = 0; t < HF; ++t) {
+      const int i = plan.fold_first[t], j = plan.fold_second[t];
+      const float* __restrict__ a = x + static_cast<size_t>(i) * WP;
+      const float* __restrict__ b = x + static_cast<size_t>(j) * WP;
+      float* __restrict__ s = sum + static_cast<size_t>(t) * WP;
+      float* __restrict__ d = diff + static_cast<size_t>(t) * WP;
+      if (i == j) {
+        std::copy(a, a + WP, s);
+        std::fill(d, d + WP, 0.0f);
+      } else {
+        for (int k = 0; k < WP; ++k) {
+          s[k] = a[k] + b[k];
+          d[k] = a[k] - b[k];
+        }
+      }
+    }
+    product(plan.rows_half, HF, sum, WP, u, WP, RE, HF, WP);
+    product(plan.rows_half + static_cast<size_t>(RE) * HF, HF, diff, WP,
+            u + static_cast<size_t>(RE) * WP, WP, RO, HF, WP);
     product(u, WP, plan.cols_t, RWP, y, RWP, RH, WP, RWP);
     if (plan.mask != nullptr) {
       const float* __restrict__ m = plan.mask;
@@ -123,11 +145,26 @@ PK_ALWAYS_INLINE void lowpass_image(const T* in, T* out, int64_t n, const Lowpas
       for (size_t t = 0; t < static_cast<size_t>(RH) * RWP; ++t) yy[t] *= m[t];
     }
     product(y, RWP, plan.cols, WP, v, WP, RH, RWP, WP);
-    for (int i = 0; i < H; i += kBlockRows) {
-      const int rows = std::min(kBlockRows, H - i);
-      product(plan.rows_t + static_cast<size_t>(i) * RH, RH, v, WP, tile, WP, rows, RH, WP);
-      for (int r = 0; r < rows; ++r)
-        store_row(tile + r * WP, dst + static_cast<size_t>(i + r) * W, W, mode);
+    float* e = sum;
+    float* o = diff;
+    product(plan.rows_half_t, RH, v, WP, e, WP, HF, RE, WP);
+    if (RO > 0)
+      product(plan.rows_half_t + RE, RH, v + static_cast<size_t>(RE) * WP, WP, o, WP, HF, RO, WP);
+    for (int t = 0; t < HF; ++t) {
+      const float* __restrict__ et = e + static_cast<size_t>(t) * WP;
+      const float* __restrict__ ot = o + static_cast<size_t>(t) * WP;
+      const int i = plan.fold_first[t], j = plan.fold_second[t];
+      if (RO == 0) {
+        store_row(et, dst + static_cast<size_t>(i) * W, W, mode);
+        if (j != i) store_row(et, dst + static_cast<size_t>(j) * W, W, mode);
+        continue;
+      }
+      float* __restrict__ r = row;
+      for (int k = 0; k < WP; ++k) r[k] = et[k] + ot[k];
+      store_row(row, dst + static_cast<size_t>(i) * W, W, mode);
+      if (j == i) continue;
+      for (int k = 0; k < WP; ++k) r[k] = et[k] - ot[k];
+      store_row(row, dst + static_cast<size_t>(j) * W, W, mode);
     }
   }
 }
@@ -144,6 +181,54 @@ PK_CPU_CLONES void lowpass_image_f32(const float* in, float* out, int64_t n,
 
 }  // namespace
 
+namespace {
+
+// +1 if row[mirror(i)] == row[i] for all i, -1 if == -row[i], 0 otherwise (float32 rows
+// built in float64 may differ by an ulp across the mirror).
+template <typename Mirror>
+int parity(const float* row, int n, Mirror mirror) {
+  constexpr float kTol = 1e-6f;
+  bool even = true, odd = true;
+  for (int i = 0; i < n; ++i) {
+    const float a = row[i], b = row[mirror(i)];
+    even = even && std::fabs(a - b) <= kTol;
+    odd = odd && std::fabs(a + b) <= kTol;
+  }
+  return even ? 1 : (odd ? -1 : 0);
+}
+
+// Folds the H axis of plan with the first mirror under which every row of R is even or
+// odd; order receives R's rows, even ones first.
+void fold_rows(const float* rows, LowpassCpuPlan& plan, std::vector<int>& order) {
+  const int H = plan.p.height, RH = plan.p.rank_h;
+  const auto reverse = [H](int i) { return H - 1 - i; };
+  const auto negate = [H](int i) { return (H - i) % H; };
+  const auto identity = [](int i) { return i; };
+  const auto try_mirror = [&](auto mirror) {
+    std::vector<int> even, odd;
+    for (int a = 0; a < RH; ++a) {
+      const int s = parity(rows + static_cast<size_t>(a) * H, H, mirror);
+      if (s == 0) return false;
+      (s > 0 ? even : odd).push_back(a);
+    }
+    plan.even_rows = static_cast<int>(even.size());
+    order = even;
+    order.insert(order.end(), odd.begin(), odd.end());
+    for (int i = 0; i < H; ++i) {
+      if (i <= mirror(i)) {
+        plan.fold_first.push_back(i);
+        plan.fold_second.push_back(mirror(i));
+      }
+    }
+    plan.half = static_cast<int>(plan.fold_first.size());
+    return true;
+  };
+  if (try_mirror(reverse) || try_mirror(negate)) return;
+  try_mirror(identity);
+}
+
+}  // namespace
+
 LowpassCpuPlan lowpass_cpu_plan(const LowpassParams& p, const float* rows, const float* cols,
                                 const float* mask) {
   LowpassCpuPlan plan;
@@ -152,7 +237,10 @@ LowpassCpuPlan lowpass_cpu_plan(const LowpassParams& p, const float* rows, const
   const int WP = round_up(W, kVec), RWP = round_up(RW, kVec);
   plan.width_pad = WP;
   plan.rank_w_pad = RWP;
-  const size_t n_rows = static_cast<size_t>(RH) * H, n_cols = static_cast<size_t>(RWP) * WP;
+  std::vector<int> order;
+  fold_rows(rows, plan, order);
+  const int HF = plan.half;
+  const size_t n_rows = static_cast<size_t>(RH) * HF, n_cols = static_cast<size_t>(RWP) * WP;
   const size_t n_mask = mask != nullptr ? static_cast<size_t>(RH) * RWP : 0;
   plan.storage.assign(2 * n_rows + 2 * n_cols + n_mask, 0.0f);
   float* r = plan.storage.data();
@@ -160,21 +248,22 @@ LowpassCpuPlan lowpass_cpu_plan(const LowpassParams& p, const float* rows, const
   float* ct = rt + n_rows;
   float* cc = ct + n_cols;
   for (int a = 0; a < RH; ++a)
-    for (int i = 0; i < H; ++i) r[a * H + i] = rt[i * RH + a] = rows[a * H + i];
+    for (int t = 0; t < HF; ++t)
+      r[a * HF + t] = rt[t * RH + a] = rows[order[a] * H + plan.fold_first[t]];
   for (int b = 0; b < RW; ++b)
     for (int j = 0; j < W; ++j) cc[b * WP + j] = ct[j * RWP + b] = cols[b * W + j];
   if (mask != nullptr) {
     float* m = cc + n_cols;
     for (int a = 0; a < RH; ++a)
-      for (int b = 0; b < RW; ++b) m[a * RWP + b] = mask[a * RW + b];
+      for (int b = 0; b < RW; ++b) m[a * RWP + b] = mask[order[a] * RW + b];
     plan.mask = m;
   }
-  plan.rows = r;
-  plan.rows_t = rt;
+  plan.rows_half = r;
+  plan.rows_half_t = rt;
   plan.cols_t = ct;
   plan.cols = cc;
-  plan.scratch_floats = static_cast<size_t>(H) * WP + 2 * static_cast<size_t>(RH) * WP +
-                        static_cast<size_t>(RH) * RWP + static_cast<size_t>(kBlockRows) * WP;
+  plan.scratch_floats = static_cast<size_t>(H + 2 * HF + 2 * RH + 1) * WP +
+                        static_cast<size_t>(RH) * RWP;
   return plan;
 }
 

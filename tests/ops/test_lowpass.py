@@ -220,6 +220,23 @@ def test_op_refuses_bad_basis_tensors():
         op(x, rows, cols, torch.ones(rows.shape[0] - 1, cols.shape[0]), True)
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_op_with_any_orthonormal_rows(dtype, gen):
+    """The op itself is generic: out = R^T (M o (R X C^T)) C for any rows, not only the
+    DCT / Fourier ones (whose mirror symmetry the CPU driver exploits)."""
+    x = torch.randint(0, 256, (2, 3, 30, 20), dtype=torch.uint8, generator=gen).to(dtype)
+    rows = torch.linalg.qr(torch.randn(30, 30, generator=gen, dtype=torch.float64))[0][:, :7].T
+    cols = torch.linalg.qr(torch.randn(20, 20, generator=gen, dtype=torch.float64))[0][:, :5].T
+    mask = (torch.rand(7, 5, generator=gen) > 0.3).double()
+    unit = x.double() / 255 if dtype == torch.uint8 else x.double()
+    ref = (rows.T @ (mask * (rows @ unit @ cols.T)) @ cols).clamp(0, 1).numpy()
+    out = torch.ops.poisonkit.lowpass.default(x, rows.float(), cols.float(), mask.float(), True)
+    if dtype == torch.uint8:
+        assert_u8_close(out, ref)
+    else:
+        np.testing.assert_allclose(out.numpy(), ref, atol=2e-6, rtol=0)
+
+
 def test_not_a_tensor_refused():
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         ops.lowpass(np.zeros((3, 32, 32), np.float32))
