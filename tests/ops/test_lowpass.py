@@ -53,6 +53,12 @@ def to_u8(z: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(z, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def random_images(shape, dtype, gen) -> torch.Tensor:
+    """uint8 in [0, 255] or float32 in [0, 1]."""
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=gen)
+    return x if dtype == torch.uint8 else x.float() / 255
+
+
 def assert_u8_close(out: torch.Tensor, ref_unit: np.ndarray):
     """uint8 results may differ from the float64 reference by one level where the value
     sits on a rounding boundary (float32 arithmetic); such pixels must be rare."""
@@ -111,7 +117,7 @@ def test_unclamped_output_and_clamp(basis, shape):
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_chw_equals_nchw(dtype, gen):
-    x = torch.randint(0, 256, (3, 30, 30), dtype=torch.uint8, generator=gen).to(dtype)
+    x = random_images((3, 30, 30), dtype, gen)
     out = ops.lowpass(x, 0.3, "fft", "disk")
     assert out.shape == x.shape
     torch.testing.assert_close(out, ops.lowpass(x[None], 0.3, "fft", "disk")[0], rtol=0, atol=0)
@@ -119,7 +125,7 @@ def test_chw_equals_nchw(dtype, gen):
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_non_contiguous_inputs(dtype, gen):
-    base = torch.randint(0, 256, (4, 3, 32, 64), dtype=torch.uint8, generator=gen).to(dtype)
+    base = random_images((4, 3, 32, 64), dtype, gen)
     for x in (base[:, :, :, ::2], base.transpose(2, 3)[:, :, :32],
               base[:, :, :, :32].contiguous(memory_format=torch.channels_last)):
         assert not x.is_contiguous()
@@ -224,7 +230,7 @@ def test_op_refuses_bad_basis_tensors():
 def test_op_with_any_orthonormal_rows(dtype, gen):
     """The op itself is generic: out = R^T (M o (R X C^T)) C for any rows, not only the
     DCT / Fourier ones (whose mirror symmetry the CPU driver exploits)."""
-    x = torch.randint(0, 256, (2, 3, 30, 20), dtype=torch.uint8, generator=gen).to(dtype)
+    x = random_images((2, 3, 30, 20), dtype, gen)
     rows = torch.linalg.qr(torch.randn(30, 30, generator=gen, dtype=torch.float64))[0][:, :7].T
     cols = torch.linalg.qr(torch.randn(20, 20, generator=gen, dtype=torch.float64))[0][:, :5].T
     mask = (torch.rand(7, 5, generator=gen) > 0.3).double()
@@ -245,7 +251,7 @@ def test_not_a_tensor_refused():
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 @pytest.mark.parametrize("shape", ["square", "disk"])
 def test_opcheck(dtype, shape, gen):
-    x = torch.randint(0, 256, (2, 3, 30, 30), dtype=torch.uint8, generator=gen).to(dtype)
+    x = random_images((2, 3, 30, 30), dtype, gen)
     rows, cols, mask = lowpass_factors(30, 30, 0.3, "fft", shape)
     torch.library.opcheck(torch.ops.poisonkit.lowpass.default, (x, rows, cols, mask, True))
 
@@ -254,9 +260,7 @@ def test_opcheck(dtype, shape, gen):
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 @pytest.mark.parametrize("basis,shape", MODES)
 def test_cuda_matches_cpu(dtype, basis, shape, gen):
-    x = torch.randint(0, 256, (3, 3, 30, 224), dtype=torch.uint8, generator=gen).to(dtype)
-    if dtype == torch.float32:
-        x = x / 255
+    x = random_images((3, 3, 30, 224), dtype, gen)
     out = ops.lowpass(x.cuda(), 0.3, basis, shape).cpu()
     cpu = ops.lowpass(x, 0.3, basis, shape)
     torch.testing.assert_close(out.float(), cpu.float(), rtol=0, atol=1 if dtype == torch.uint8
