@@ -86,16 +86,24 @@ PK_ALWAYS_INLINE void product(const float* a, int lda, const float* b, int ldb, 
   }
 }
 
+// Conversions run in fixed chunks of kVec, which the compiler turns into straight vector
+// code (a runtime-length loop gets masked AVX-512 epilogues that cost more than the math).
 template <typename T>
 PK_ALWAYS_INLINE void load_row(const T* __restrict__ src, float* __restrict__ dst, int w, int wp) {
-  for (int j = 0; j < w; ++j) dst[j] = to_unit(src[j]);
-  for (int j = w; j < wp; ++j) dst[j] = 0.0f;
+  int j = 0;
+  for (; j + kVec <= w; j += kVec)
+    for (int q = 0; q < kVec; ++q) dst[j + q] = to_unit(src[j + q]);
+  for (; j < w; ++j) dst[j] = to_unit(src[j]);
+  for (; j < wp; ++j) dst[j] = 0.0f;
 }
 
 template <typename T>
 PK_ALWAYS_INLINE void store_row(const float* __restrict__ src, T* __restrict__ dst, int w,
                                 StoreMode mode) {
-  for (int j = 0; j < w; ++j) store_unit(src[j], dst + j, mode);
+  int j = 0;
+  for (; j + kVec <= w; j += kVec)
+    for (int q = 0; q < kVec; ++q) store_unit(src[j + q], dst + j + q, mode);
+  for (; j < w; ++j) store_unit(src[j], dst + j, mode);
 }
 
 template <typename T>
