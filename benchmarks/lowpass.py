@@ -88,8 +88,11 @@ def main() -> None:
     rows = run()
     write_results("lowpass", rows, "Frequency low-pass (FF of RSK+FF), CPU",
                   notes="uint8 in/out unless float32; 2 threads (torch, scipy workers). kornia "
-                        "has no equivalent frequency low-pass. Numbers on a shared machine are "
-                        "noisy; compare rows of the same run.")
+                        "has no equivalent frequency low-pass. The 224x224 float32 batch (38 MB "
+                        "out per call) is above glibc's 32 MB mmap threshold, so every call "
+                        "page-faults its fresh output in; batches of 8 run about 2x faster per "
+                        "image. Numbers on a shared machine are noisy; compare rows of the same "
+                        "run.")
 
 
 if __name__ == "__main__":

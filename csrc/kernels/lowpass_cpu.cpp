@@ -8,6 +8,7 @@
 // for the running CPU (GCC function multiversioning), which is worth about 3x here.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "lowpass.h"
@@ -28,6 +29,9 @@ namespace {
 constexpr int kVec = 8;                      // floats per vector
 constexpr int kBlockRows = 6;                // rows of accumulators (6 x 2 vectors)
 using vec = float __attribute__((vector_size(kVec * sizeof(float))));
+// Indices are 64-bit: the extension is built with -fwrapv, under which int counters may
+// wrap, so gcc cannot fold their address arithmetic (1.5x slower products).
+using idx = std::ptrdiff_t;
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
@@ -41,39 +45,39 @@ PK_ALWAYS_INLINE void store_vec(float* p, vec v) { std::memcpy(p, &v, sizeof(v))
 
 // C[MR x 8*NV] = A[MR x k] * B[k x 8*NV]; row-major with leading dims lda, ldb, ldc.
 template <int MR, int NV>
-PK_ALWAYS_INLINE void product_block(const float* __restrict__ a, int lda,
-                                    const float* __restrict__ b, int ldb, float* __restrict__ c,
-                                    int ldc, int k) {
+PK_ALWAYS_INLINE void product_block(const float* __restrict__ a, idx lda,
+                                    const float* __restrict__ b, idx ldb, float* __restrict__ c,
+                                    idx ldc, idx k) {
   vec acc[MR][NV] = {};
-  for (int t = 0; t < k; ++t) {
+  for (idx t = 0; t < k; ++t, b += ldb, ++a) {
     vec bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load_vec(b + static_cast<size_t>(t) * ldb + v * kVec);
+    for (int v = 0; v < NV; ++v) bv[v] = load_vec(b + v * kVec);
     for (int r = 0; r < MR; ++r) {
-      const float s = a[static_cast<size_t>(r) * lda + t];
+      const float s = a[r * lda];
       for (int v = 0; v < NV; ++v) acc[r][v] += s * bv[v];
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) store_vec(c + static_cast<size_t>(r) * ldc + v * kVec, acc[r][v]);
+    for (int v = 0; v < NV; ++v) store_vec(c + r * ldc + v * kVec, acc[r][v]);
 }
 
 template <int MR>
-PK_ALWAYS_INLINE void product_rows(const float* a, int lda, const float* b, int ldb, float* c,
-                                   int ldc, int k, int n) {
-  int j = 0;
+PK_ALWAYS_INLINE void product_rows(const float* a, idx lda, const float* b, idx ldb, float* c,
+                                   idx ldc, idx k, idx n) {
+  idx j = 0;
   for (; j + 2 * kVec <= n; j += 2 * kVec) product_block<MR, 2>(a, lda, b + j, ldb, c + j, ldc, k);
   if (j < n) product_block<MR, 1>(a, lda, b + j, ldb, c + j, ldc, k);
 }
 
 // C[m x n] = A[m x k] * B[k x n], n a multiple of kVec. Rows go in balanced blocks of at
 // most kBlockRows (9 rows: 5 + 4, not 6 + 3), since a short block is load bound.
-PK_ALWAYS_INLINE void product(const float* a, int lda, const float* b, int ldb, float* c, int ldc,
-                              int m, int k, int n) {
-  const int blocks = (m + kBlockRows - 1) / kBlockRows;
-  for (int block = 0, i = 0; block < blocks; ++block) {
-    const int rows = m / blocks + (block < m % blocks ? 1 : 0);
-    const float* ar = a + static_cast<size_t>(i) * lda;
-    float* cr = c + static_cast<size_t>(i) * ldc;
+PK_ALWAYS_INLINE void product(const float* a, idx lda, const float* b, idx ldb, float* c, idx ldc,
+                              idx m, idx k, idx n) {
+  const idx blocks = (m + kBlockRows - 1) / kBlockRows;
+  for (idx block = 0, i = 0; block < blocks; ++block) {
+    const idx rows = m / blocks + (block < m % blocks ? 1 : 0);
+    const float* ar = a + i * lda;
+    float* cr = c + i * ldc;
     switch (rows) {
       case 6: product_rows<6>(ar, lda, b, ldb, cr, ldc, k, n); break;
       case 5: product_rows<5>(ar, lda, b, ldb, cr, ldc, k, n); break;
@@ -89,8 +93,8 @@ PK_ALWAYS_INLINE void product(const float* a, int lda, const float* b, int ldb, 
 // Conversions run in fixed chunks of kVec, which the compiler turns into straight vector
 // code (a runtime-length loop gets masked AVX-512 epilogues that cost more than the math).
 template <typename T>
-PK_ALWAYS_INLINE void load_row(const T* __restrict__ src, float* __restrict__ dst, int w, int wp) {
-  int j = 0;
+PK_ALWAYS_INLINE void load_row(const T* __restrict__ src, float* __restrict__ dst, idx w, idx wp) {
+  idx j = 0;
   for (; j + kVec <= w; j += kVec)
     for (int q = 0; q < kVec; ++q) dst[j + q] = to_unit(src[j + q]);
   for (; j < w; ++j) dst[j] = to_unit(src[j]);
@@ -98,9 +102,9 @@ PK_ALWAYS_INLINE void load_row(const T* __restrict__ src, float* __restrict__ ds
 }
 
 template <typename T>
-PK_ALWAYS_INLINE void store_row(const float* __restrict__ src, T* __restrict__ dst, int w,
+PK_ALWAYS_INLINE void store_row(const float* __restrict__ src, T* __restrict__ dst, idx w,
                                 StoreMode mode) {
-  int j = 0;
+  idx j = 0;
   for (; j + kVec <= w; j += kVec)
     for (int q = 0; q < kVec; ++q) store_unit(src[j + q], dst + j + q, mode);
   for (; j < w; ++j) store_unit(src[j], dst + j, mode);
@@ -110,69 +114,65 @@ template <typename T>
 PK_ALWAYS_INLINE void lowpass_image(const T* in, T* out, int64_t n, const LowpassCpuPlan& plan,
                                     float* scratch) {
   const LowpassParams& p = plan.p;
-  const int H = p.height, W = p.width, WP = plan.width_pad, HF = plan.half;
-  const int RH = p.rank_h, RWP = plan.rank_w_pad, RE = plan.even_rows, RO = RH - RE;
+  const idx H = p.height, W = p.width, WP = plan.width_pad, HF = plan.half;
+  const idx RH = p.rank_h, RWP = plan.rank_w_pad, RE = plan.even_rows, RO = RH - RE;
   const StoreMode mode = p.store();
-  const size_t half_plane = static_cast<size_t>(HF) * WP;
-  float* x = scratch;                                 // H x WP: the channel in [0,1]
-  float* sum = x + static_cast<size_t>(H) * WP;       // HF x WP: X+, later E
-  float* diff = sum + half_plane;                     // HF x WP: X-, later O
-  float* u = diff + half_plane;                       // RH x WP: R X
-  float* y = u + static_cast<size_t>(RH) * WP;        // RH x RWP: R X C^T (coefficients)
-  float* v = y + static_cast<size_t>(RH) * RWP;       // RH x WP: (M o Y) C
-  float* row = v + static_cast<size_t>(RH) * WP;      // WP: one output row
-  const size_t plane = static_cast<size_t>(H) * W;
-  for (int c = 0; c < p.channels; ++c) {
-    const size_t offset = (static_cast<size_t>(n) * p.channels + c) * plane;
+  float* x = scratch;            // H x WP: the channel in [0,1]
+  float* sum = x + H * WP;       // HF x WP: X+, later E
+  float* diff = sum + HF * WP;   // HF x WP: X-, later O
+  float* u = diff + HF * WP;     // RH x WP: R X
+  float* y = u + RH * WP;        // RH x RWP: R X C^T (the kept coefficients)
+  float* v = y + RH * RWP;       // RH x WP: (M o Y) C
+  float* row = v + RH * WP;      // WP: one output row
+  for (idx c = 0; c < p.channels; ++c) {
+    const idx offset = (n * p.channels + c) * H * W;
     const T* src = in + offset;
     T* dst = out + offset;
-    for (int i = 0; i < H; ++i) load_row(src + static_cast<size_t>(i) * W, x + i * WP, W, WP);
-    for (int t = 0; t < HF; ++t) {
-      const int i = plan.fold_first[t], j = plan.fold_second[t];
-      const float* __restrict__ a = x + static_cast<size_t>(i) * WP;
-      const float* __restrict__ b = x + static_cast<size_t>(j) * WP;
-      float* __restrict__ s = sum + static_cast<size_t>(t) * WP;
-      float* __restrict__ d = diff + static_cast<size_t>(t) * WP;
+    for (idx i = 0; i < H; ++i) load_row(src + i * W, x + i * WP, W, WP);
+    for (idx t = 0; t < HF; ++t) {
+      const idx i = plan.fold_first[t], j = plan.fold_second[t];
+      const float* __restrict__ a = x + i * WP;
+      const float* __restrict__ b = x + j * WP;
+      float* __restrict__ s = sum + t * WP;
+      float* __restrict__ d = diff + t * WP;
       if (i == j) {
         std::copy(a, a + WP, s);
         std::fill(d, d + WP, 0.0f);
       } else {
-        for (int k = 0; k < WP; ++k) {
+        for (idx k = 0; k < WP; ++k) {
           s[k] = a[k] + b[k];
           d[k] = a[k] - b[k];
         }
       }
     }
     product(plan.rows_half, HF, sum, WP, u, WP, RE, HF, WP);
-    product(plan.rows_half + static_cast<size_t>(RE) * HF, HF, diff, WP,
-            u + static_cast<size_t>(RE) * WP, WP, RO, HF, WP);
+    product(plan.rows_half + RE * HF, HF, diff, WP, u + RE * WP, WP, RO, HF, WP);
     product(u, WP, plan.cols_t, RWP, y, RWP, RH, WP, RWP);
     if (plan.mask != nullptr) {
       const float* __restrict__ m = plan.mask;
       float* __restrict__ yy = y;
-      for (size_t t = 0; t < static_cast<size_t>(RH) * RWP; ++t) yy[t] *= m[t];
+      for (idx t = 0; t < RH * RWP; ++t) yy[t] *= m[t];
     }
     product(y, RWP, plan.cols, WP, v, WP, RH, RWP, WP);
     float* e = sum;
     float* o = diff;
     product(plan.rows_half_t, RH, v, WP, e, WP, HF, RE, WP);
-    if (RO > 0)
-      product(plan.rows_half_t + RE, RH, v + static_cast<size_t>(RE) * WP, WP, o, WP, HF, RO, WP);
-    for (int t = 0; t < HF; ++t) {
-      const float* __restrict__ et = e + static_cast<size_t>(t) * WP;
-      const float* __restrict__ ot = o + static_cast<size_t>(t) * WP;
-      const int i = plan.fold_first[t], j = plan.fold_second[t];
+    if (RO > 0) product(plan.rows_half_t + RE, RH, v + RE * WP, WP, o, WP, HF, RO, WP);
+    for (idx t = 0; t < HF; ++t) {
+      const float* __restrict__ et = e + t * WP;
+      const float* __restrict__ ot = o + t * WP;
+      const idx i = plan.fold_first[t], j = plan.fold_second[t];
       if (RO == 0) {
-        store_row(et, dst + static_cast<size_t>(i) * W, W, mode);
-        if (j != i) store_row(et, dst + static_cast<size_t>(j) * W, W, mode);
+        store_row(et, dst + i * W, W, mode);
+        if (j != i) store_row(et, dst + j * W, W, mode);
         continue;
       }
       float* __restrict__ r = row;
-      for (int k = 0; k < WP; ++k) r[k] = et[k] + ot[k];
-      store_row(row, dst + static_cast<size_t>(i) * W, W, mode);
+      for (idx k = 0; k < WP; ++k) r[k] = et[k] + ot[k];
+      store_row(row, dst + i * W, W, mode);
       if (j == i) continue;
-      for (int k = 0; k < WP; ++k) r[k] = et[k] - ot[k];
-      store_row(row, dst + static_cast<size_t>(j) * W, W, mode);
+      for (idx k = 0; k < WP; ++k) r[k] = et[k] - ot[k];
+      store_row(row, dst + j * W, W, mode);
     }
   }
 }
