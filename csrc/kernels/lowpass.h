@@ -45,8 +45,9 @@ PK_HD float contract(const float* a, int64_t sa, const B* b, int64_t sb, int k) 
 // under i <-> H-1-i, every Fourier row under i <-> -i mod H. With X+ = X_i + X_mirror(i) and
 // X- = X_i - X_mirror(i) over half the rows, R X = [R_even X+ ; R_odd X-] and the output rows
 // i, mirror(i) are E +- O with E = R_even^T V_even, O = R_odd^T V_odd: half the flops. The
-// plan finds the mirror from the rows; rows with no such symmetry fold with the identity
-// (all rows even, nothing halved), so any orthonormal rows work.
+// plan finds the mirror from the rows; small images (H < 48, where the extra passes cost
+// more than they save) and rows with no such symmetry fold with the identity (all rows
+// even, nothing halved), so any orthonormal rows work.
 struct LowpassCpuPlan {
   LowpassCpuPlan() = default;
   LowpassCpuPlan(LowpassCpuPlan&&) = default;  // the pointers below point into storage

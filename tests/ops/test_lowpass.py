@@ -87,7 +87,7 @@ def test_uint8_matches_reference(size, basis, shape, gen):
     assert_u8_close(out, reference(x.double().numpy() / 255, 0.3, basis, shape))
 
 
-@pytest.mark.parametrize("h,w", [(30, 45), (17, 32), (2, 9), (224, 30)])
+@pytest.mark.parametrize("h,w", [(30, 45), (17, 32), (2, 9), (224, 30), (49, 30)])
 @pytest.mark.parametrize("basis,shape", MODES)
 def test_rectangular_and_odd_sizes(h, w, basis, shape, gen):
     keep = 0.6 if basis == "dct" else 0.3  # int(2 * 0.3) = 0 keeps nothing on a 2-row axis
