@@ -4,6 +4,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -69,13 +71,22 @@ namespace {
 
 template <typename T>
 void lowpass_batch_cpu(const at::Tensor& x, at::Tensor& out, const LowpassCpuPlan& plan) {
+  const int64_t n = x.size(0);
   const int64_t image_size = static_cast<int64_t>(plan.p.channels) * plan.p.height * plan.p.width;
-  const int64_t grain = std::max<int64_t>(1, 16384 / image_size);
+  const int64_t chunk = std::max<int64_t>(1, 16384 / image_size);  // images per work item
   const T* in = x.data_ptr<T>();
   T* dst = out.data_ptr<T>();
-  at::parallel_for(0, x.size(0), grain, [&](int64_t begin, int64_t end) {
+  // Threads take chunks from a shared counter rather than a fixed half each: at::parallel_for
+  // splits statically, so one thread descheduled by a busy machine (or a DataLoader's other
+  // workers) would stall the whole call; here the others take over its share.
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), (n + chunk - 1) / chunk);
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
     std::vector<float> scratch(plan.scratch_floats);
-    for (int64_t i = begin; i < end; ++i) lowpass_image_cpu<T>(in, dst, i, plan, scratch.data());
+    for (int64_t begin; (begin = next.fetch_add(chunk)) < n;) {
+      const int64_t end = std::min(n, begin + chunk);
+      for (int64_t i = begin; i < end; ++i) lowpass_image_cpu<T>(in, dst, i, plan, scratch.data());
+    }
   });
 }
 
