@@ -214,10 +214,6 @@ void lowpass_image_dispatch(const T* in, T* out, int64_t n, const LowpassCpuPlan
 #endif
 }
 
-}  // namespace
-
-namespace {
-
 // +1 if row[mirror(i)] == row[i] for all i, -1 if == -row[i], 0 otherwise (float32 rows
 // built in float64 may differ by an ulp across the mirror).
 template <typename Mirror>
