@@ -83,6 +83,19 @@ def _fit_projection(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from .inspect import inspect_path, write_report
+    try:
+        report = inspect_path(args.data, seed=args.seed)
+    except ValueError as e:  # bad data: a message, not a traceback
+        print(f"poisonkit inspect: error: {e}", file=sys.stderr)
+        return 2
+    paths = write_report(report, args.out)
+    print(paths["markdown"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 1 if report["flagged"] and args.fail_on_flag else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
@@ -125,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     proj.add_argument("--seed", type=int, default=0, help="initialisation and shuffle seed")
     proj.set_defaults(func=_fit_projection)
+    insp = sub.add_parser("inspect", help="look for class-wise shortcuts (poisons) in a "
+                                          "labelled dataset before training on it")
+    insp.add_argument("--data", required=True,
+                      help=".npz (x_train / y_train) or a folder of class folders (or with train/)")
+    insp.add_argument("--out", default="out/inspect", help="output folder (default out/inspect)")
+    insp.add_argument("--seed", type=int, default=0, help="linear model and label-shuffle seed")
+    insp.add_argument("--fail-on-flag", action="store_true",
+                      help="exit with status 1 when any signal is flagged (for scripts)")
+    insp.set_defaults(func=_inspect)
     return parser
 
 
