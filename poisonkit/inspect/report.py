@@ -28,7 +28,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {title} | {v['statistic']} | {v['value']:.3f} | {v['natural_level']:.3f} "
                      f"| {v['threshold']:.3f} | {'**flagged**' if v['flagged'] else 'ok'} |")
     lines += ["", "## Details", "",
-              f"- Linear model (DESIGN 3.4) training accuracy {sep['train_accuracy']:.1%}; with "
+              f"- Linear model ({sep['protocol']}) training accuracy {sep['train_accuracy']:.1%}; with "
               f"shuffled labels {sep['shuffled_accuracy']:.1%}; natural images of this size "
               f"reach about {sep['natural_accuracy']:.1%} here (score {sep['natural_score']:.2f}, "
               f"measured on CIFAR-10 at {sep['natural_reference_side']} px); chance {sep['chance']:.1%}.",
