@@ -103,7 +103,9 @@ def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> P
              "| case | implementation | images/s | poisonkit speedup |", "|---|---|---:|---:|"]
     for r in rows:
         speedup = "" if r["poisonkit_speedup"] is None else f"{r['poisonkit_speedup']:.2f}x"
-        lines.append(f"| {r['case']} | {r['impl']} | {r['images_per_s']:,.0f} | {speedup} |")
+        rate = r["images_per_s"]
+        rate_text = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"  # slow references
+        lines.append(f"| {r['case']} | {r['impl']} | {rate_text} | {speedup} |")
     if notes:
         lines += ["", notes]
     md_path = RESULTS / f"{name}.md"

@@ -96,6 +96,17 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if report["flagged"] and args.fail_on_flag else 0
 
 
+def _poison(args: argparse.Namespace) -> int:
+    from .poisons.export import poison_dataset
+    out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format, key=args.key,
+                         eps=args.eps,
+                         p=float(args.p), crop=args.crop, seed=args.seed,
+                         coefficients=args.coefficients, batch_size=args.batch_size,
+                         force=args.force)
+    print(f"wrote {out} and {out.parent / 'manifest.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
@@ -138,6 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     proj.add_argument("--seed", type=int, default=0, help="initialisation and shuffle seed")
     proj.set_defaults(func=_fit_projection)
+    poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset (its "
+                                           "training split) or an ImageFolder, with a manifest")
+    poison.add_argument("--method", required=True, choices=("ar", "classwise-blur"))
+    poison.add_argument("--data", required=True,
+                        help="source .npz (x_train, y_train, ...) or ImageFolder directory")
+    poison.add_argument("--format", default=None, choices=("npz", "png"),
+                        help="output: npz (npz sources, the default) or a PNG ImageFolder")
+    poison.add_argument("--out", required=True, help="output folder (not the source's)")
+    poison.add_argument("--key", type=int, default=0, help="AR: the owner's secret key")
+    poison.add_argument("--eps", type=float, default=1.0, help="AR: perturbation norm")
+    poison.add_argument("--p", default="2", choices=("2", "inf"), help="AR: norm (2 or inf)")
+    poison.add_argument("--crop", type=int, default=4, help="AR: rows/cols cropped")
+    poison.add_argument("--seed", type=int, default=0,
+                        help="coefficient (AR) or kernel (classwise-blur) seed")
+    poison.add_argument("--coefficients", default=None, help="AR: saved coefficient set")
+    poison.add_argument("--batch-size", type=int, default=1024)
+    poison.add_argument("--force", action="store_true", help="replace an earlier poisoned copy")
+    poison.set_defaults(func=_poison)
     insp = sub.add_parser("inspect", help="look for class-wise shortcuts (poisons) in a "
                                           "labelled dataset before training on it")
     insp.add_argument("--data", required=True,

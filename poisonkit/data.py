@@ -210,18 +210,20 @@ def load_dataset(spec: str | os.PathLike | None = None, root: str | os.PathLike 
 
 def apply_in_chunks(fn, images: torch.Tensor, labels: torch.Tensor, chunk: int = 1024,
                     desc: str = "apply") -> torch.Tensor:
-    """fn(images, labels) -> images over chunks, with a progress bar."""
-    parts = [fn(images[i:i + chunk], labels[i:i + chunk])
+    """fn(images, labels, indices) -> images over chunks, with a progress bar. indices are
+    the samples' positions in the whole set (index-keyed poisons such as AR need them)."""
+    parts = [fn(images[i:i + chunk], labels[i:i + chunk], torch.arange(i, min(i + chunk, len(images))))
              for i in tqdm(range(0, len(images), chunk), desc=desc, leave=False)]
     return torch.cat(parts)
 
 
-class PoisonedDataset(Dataset):
+class PoisonedTensorDataset(Dataset):
     """Stored uint8 images with a poison applied once, up front (perturb-then-augment, as
     the reference code does), and an optional per-batch transform (a defense) applied at
     every fetch.
 
-    poison: fn(images uint8 NCHW, labels) -> images uint8 NCHW, or None. transform: fn on
+    poison: fn(images uint8 NCHW, labels, indices) -> images uint8 NCHW, or None. For a
+    Dataset poisoned sample by sample on the fly, see PoisonedDataset. transform: fn on
     a uint8 NCHW batch, or None. Indexing with an int gives (image, label); the DataLoaders
     of make_loader fetch whole batches through __getitems__ (one op call per batch).
     """
@@ -270,3 +272,18 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int =
                       num_workers=workers, pin_memory=pin_memory, drop_last=drop_last,
                       generator=g, collate_fn=_batch_collate if batched else None,
                       persistent_workers=workers > 0)
+
+
+class PoisonedDataset(torch.utils.data.Dataset):
+    """base[i] = (image, label) poisoned on the fly by poison(image, label, i) (e.g. an
+    ARPoison), so the poison depends on the sample index, not on the batch or worker."""
+
+    def __init__(self, base, poison):
+        self.base, self.poison = base, poison
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        image, label = self.base[index]
+        return self.poison(image, label, index)

@@ -73,3 +73,84 @@ def _project_out_fake(x, Q, clamp):
     torch._check(Q.dim() == 2 and Q.shape[0] == x.shape[1] * x.shape[2] * x.shape[3],
                  lambda: "project_out: Q must be [C*H*W, K]")
     return torch.empty(x.shape, dtype=x.dtype if clamp else torch.float32, device=x.device)
+
+
+# ---- AR perturbations (DESIGN 3.1) ----
+
+def _key64(key: int) -> int:
+    """A key in [0, 2^64) (or a negative int64) as the int64 the schema carries."""
+    if isinstance(key, bool) or not isinstance(key, int):
+        raise TypeError(f"key: expected an int, got {type(key).__name__}")
+    if not -(1 << 63) <= key < (1 << 64):
+        raise ValueError(f"key: expected an int in [-2^63, 2^64), got {key}")
+    return key - (1 << 64) if key >= (1 << 63) else key
+
+
+def ar_canvas(indices: torch.Tensor, key: int, channels: int, height: int, width: int) -> torch.Tensor:
+    """The N(0,1) canvas each AR perturbation starts from: float32 [N, channels, height,
+    width], entry (c, i, j) of sample n being Philox normal draw (c*height + i)*width + j
+    of (key, indices[n]). ar_generate(..., height=H, width=W, crop) reads the initial
+    conditions from ar_canvas(indices, key, C, H + crop, W + crop)."""
+    return torch.ops.poisonkit.ar_canvas.default(indices, _key64(key), channels, height, width)
+
+
+def ar_generate(coeffs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, key: int,
+                height: int, width: int, crop: int = 4, eps: float | None = 1.0,
+                p: float | str = 2) -> torch.Tensor:
+    """AR perturbations, float32 [N, C, height, width], on coeffs' device.
+
+    coeffs: float32 [K, C, 3, 3] per-class AR coefficients (tap (2,2) unused). labels,
+    indices: int64 [N]; sample n uses class labels[n] and the Philox draws of
+    (key, indices[n]), so a perturbation does not depend on the batch it is computed in.
+    Each is scaled to Lp norm eps (p = 2 or inf) over its C*H*W entries; eps=None returns
+    the unscaled process.
+    """
+    p = float(p)
+    return torch.ops.poisonkit.ar_generate.default(coeffs, labels, indices, _key64(key), height,
+                                                   width, crop, eps, p)
+
+
+def ar_poison(x: torch.Tensor, coeffs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor,
+              key: int, crop: int = 4, eps: float = 1.0, p: float | str = 2) -> torch.Tensor:
+    """Images plus their AR perturbations (ar_generate at x's size) in [0,1] units,
+    clamped to [0, 1]; uint8 in, uint8 out (rounded to nearest); float32 in [0, 1] in,
+    float32 out. x: NCHW (or CHW with scalar labels/indices)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"ar_poison: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        return ar_poison(x.unsqueeze(0), coeffs, labels.reshape(1), indices.reshape(1), key, crop,
+                         eps, p).squeeze(0)
+    return torch.ops.poisonkit.ar_poison.default(x, coeffs, labels, indices, _key64(key), crop,
+                                                 float(eps), float(p))
+
+
+def ar_filter(x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """Every class's AR-filter valid response summed over channels: float32 [N, K, H-2, W-2]
+    (or [K, H-2, W-2] for a CHW image). x: uint8 (read as x/255) or float32 (as is)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"ar_filter: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        return ar_filter(x.unsqueeze(0), coeffs).squeeze(0)
+    return torch.ops.poisonkit.ar_filter.default(x, coeffs)
+
+
+@torch.library.register_fake("poisonkit::ar_canvas")
+def _ar_canvas_fake(indices, key, channels, height, width):
+    return indices.new_empty((indices.shape[0], channels, height, width), dtype=torch.float32)
+
+
+@torch.library.register_fake("poisonkit::ar_generate")
+def _ar_generate_fake(coeffs, labels, indices, key, height, width, crop, eps, p):
+    return coeffs.new_empty((indices.shape[0], coeffs.shape[1], height, width))
+
+
+@torch.library.register_fake("poisonkit::ar_poison")
+def _ar_poison_fake(x, coeffs, labels, indices, key, crop, eps, p):
+    return torch.empty_like(x)
+
+
+@torch.library.register_fake("poisonkit::ar_filter")
+def _ar_filter_fake(x, coeffs):
+    torch._check(x.dim() == 4, lambda: "ar_filter: x must be NCHW")
+    n, _, h, w = x.shape
+    return x.new_empty((n, coeffs.shape[0], h - 2, w - 2), dtype=torch.float32)

@@ -136,3 +136,89 @@ class OrthogonalProjection(v2.Transform):
 
     def extra_repr(self) -> str:
         return f"image_shape={self.image_shape}, rank={self.Q.shape[1]}, clamp={self.clamp}"
+
+
+# Per-dataset defaults of the AR poison (DESIGN 3.1): classes, image size, crop, L2 eps.
+# ImageNet-size keeps STL-10's rule of eps proportional to the side (1.0 per 32 pixels).
+AR_PRESETS = {
+    "cifar10": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0},
+    "cifar100": {"num_classes": 100, "size": 32, "crop": 4, "eps": 1.0},
+    "svhn": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0},
+    "stl10": {"num_classes": 10, "size": 96, "crop": 4, "eps": 3.0},
+    "imagenet": {"num_classes": 100, "size": 224, "crop": 2, "eps": 7.0},
+}
+
+
+class ARPoison(nn.Module):
+    """The AR poison: adds the perturbation of (key, sample index, class) to each image.
+
+    Call on a sample ``(image, label, index)`` or a batch ``(images, labels, indices)``;
+    returns ``(poisoned, label)``. The perturbation is computed in [0,1] units at the
+    image's size, added, clamped to [0, 1] and rounded to nearest for uint8 input, so the
+    same (key, index) gives the same image whatever the batch or worker. Apply it to the
+    stored image before any augmentation (perturb-then-augment, as the reference).
+
+    coefficients: a [K, C, 3, 3] tensor, an ARCoefficients, or a class count (then drawn
+    with sample_coefficients(num_classes, seed=seed)). key: the owner's secret.
+    """
+
+    def __init__(self, coefficients, eps: float = 1.0, p: float | str = 2, crop: int = 4,
+                 key: int = 0, seed: int = 0):
+        super().__init__()
+        from .poisons import ar
+        if isinstance(coefficients, int) and not isinstance(coefficients, bool):
+            coefficients = ar.sample_coefficients(coefficients, seed=seed, progress=False)
+        if isinstance(coefficients, ar.ARCoefficients):
+            coefficients = coefficients.coeffs
+        self.register_buffer("coeffs", ar.check_coefficients(coefficients).clone())
+        p = float(p)
+        if p not in (2.0, float("inf")):
+            raise ValueError(f"p: expected 2 or inf, got {p!r}")
+        if not (isinstance(eps, (int, float)) and eps > 0 and eps < float("inf")):
+            raise ValueError(f"eps: expected a positive finite number, got {eps!r}")
+        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0:
+            raise ValueError(f"crop: expected an int >= 0, got {crop!r}")
+        self.eps, self.p, self.crop, self.key = float(eps), p, crop, ops._key64(key)
+
+    @classmethod
+    def preset(cls, name: str, coefficients=None, key: int = 0, seed: int = 0, **overrides):
+        """ARPoison with a dataset's defaults: 'cifar10', 'cifar100', 'svhn', 'stl10',
+        'imagenet' (224x224). coefficients default to a freshly sampled set."""
+        if name not in AR_PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(AR_PRESETS)}, got {name!r}")
+        cfg = {**AR_PRESETS[name], **overrides}
+        return cls(cfg["num_classes"] if coefficients is None else coefficients, eps=cfg["eps"],
+                   p=cfg.get("p", 2), crop=cfg["crop"], key=key, seed=seed)
+
+    @property
+    def num_classes(self) -> int:
+        return self.coeffs.shape[0]
+
+    def perturbation(self, labels: torch.Tensor, indices: torch.Tensor, height: int,
+                     width: int) -> torch.Tensor:
+        """float32 [N, C, height, width] perturbations on labels' device."""
+        return ops.ar_generate(self.coeffs.to(labels.device), labels, indices, self.key, height,
+                               width, self.crop, self.eps, self.p)
+
+    def forward(self, image, label, index):
+        x, rewrap = as_image_tensor(image)
+        expected = () if x.dim() == 3 else (batch_size_of(x),)
+        labels = torch.as_tensor(label, device=x.device)
+        indices = torch.as_tensor(index, device=x.device)
+        for name, t in (("label", labels), ("index", indices)):
+            if t.dtype.is_floating_point or t.dtype == torch.bool:
+                raise TypeError(f"{name}: expected integers, got dtype {t.dtype}")
+            if tuple(t.shape) != expected:
+                raise ValueError(f"{name}: expected shape {expected} for images of shape "
+                                 f"{tuple(x.shape)}, got {tuple(t.shape)}")
+        if x.shape[-3] != self.coeffs.shape[1]:
+            raise ValueError(f"image: expected {self.coeffs.shape[1]} channels, got shape "
+                             f"{tuple(x.shape)}")
+        if x.dtype not in (torch.uint8, torch.float32):
+            raise TypeError(f"image: expected uint8 or float32, got {x.dtype}")
+        out = ops.ar_poison(x, self.coeffs.to(x.device), labels.long(), indices.long(), self.key,
+                            self.crop, self.eps, self.p)
+        return rewrap(out), label
+
+    def extra_repr(self) -> str:
+        return (f"num_classes={self.num_classes}, eps={self.eps}, p={self.p}, crop={self.crop}")

@@ -22,7 +22,7 @@ def test_eval_runs_every_requested_condition(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, match", [
     (["--poison", "nope"], "poison: unknown name 'nope'"),
-    (["--defense", "projection"], "defense 'projection'.*not merged"),
+    (["--defense", "nope"], "defense: unknown name 'nope'"),
     (["--defense", "jpeg:q=5"], "bad parameters"),
     (["--data", "/nonexistent/data.npz"], "does not exist"),
 ])

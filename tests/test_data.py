@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from poisonkit import data as pkdata
-from poisonkit.data import (ImageDataset, PoisonedDataset, load_dataset, make_loader,
+from poisonkit.data import (ImageDataset, PoisonedTensorDataset, load_dataset, make_loader,
                             synthetic_dataset, synthetic_images)
 
 
@@ -118,12 +118,13 @@ def test_poisoned_dataset_poisons_once_and_defends_every_fetch():
     x, y = synthetic_images(10)
     calls = []
 
-    def poison(images, labels):
-        calls.append(len(images))
+    def poison(images, labels, indices):
+        calls.append(indices.tolist())
         return images // 2
 
-    ds = PoisonedDataset(x, y, poison=poison, transform=lambda b: b + 1, chunk=4)
-    assert calls == [4, 4, 2]  # applied once, up front, in chunks
+    ds = PoisonedTensorDataset(x, y, poison=poison, transform=lambda b: b + 1, chunk=4)
+    # applied once, up front, in chunks that know their samples' positions in the set
+    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert torch.equal(ds.images, x // 2)
     xb, yb = ds.__getitems__([3, 1])
     assert torch.equal(xb, x[[3, 1]] // 2 + 1) and yb.tolist() == [3, 1]
@@ -134,14 +135,14 @@ def test_poisoned_dataset_poisons_once_and_defends_every_fetch():
 def test_poisoned_dataset_checks_the_poison_output():
     x, y = synthetic_images(4)
     with pytest.raises(ValueError, match="poison: must return uint8"):
-        PoisonedDataset(x, y, poison=lambda a, b: a.float())
+        PoisonedTensorDataset(x, y, poison=lambda a, b, i: a.float())
     with pytest.raises(ValueError, match="labels: expected shape"):
-        PoisonedDataset(x, y[:3])
+        PoisonedTensorDataset(x, y[:3])
 
 
 def test_loader_yields_batches_covering_every_image_once():
     x, y = synthetic_images(50)
-    loader = make_loader(PoisonedDataset(x, y), batch_size=16, shuffle=True, seed=0)
+    loader = make_loader(PoisonedTensorDataset(x, y), batch_size=16, shuffle=True, seed=0)
     batches = list(loader)
     assert [len(b[1]) for b in batches] == [16, 16, 16, 2]
     seen = torch.cat([b[0] for b in batches])
@@ -156,7 +157,7 @@ def test_loader_shards_through_a_distributed_sampler_under_torchrun(tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
         x, y = synthetic_images(20)
-        loader = make_loader(PoisonedDataset(x, y), batch_size=8, shuffle=True)
+        loader = make_loader(PoisonedTensorDataset(x, y), batch_size=8, shuffle=True)
         assert isinstance(loader.sampler, DistributedSampler)
         loader.sampler.set_epoch(1)
         assert sorted(torch.cat([b[1] for b in loader]).tolist()) == sorted(y.tolist())

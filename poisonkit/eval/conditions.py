@@ -4,8 +4,8 @@ registries (name -> factory), so each op plugs in with one decorated function.
 A spec is 'name', 'name:value' (the factory's first parameter) or 'name:key=value,...',
 e.g. 'jpeg:10', 'pgd:eps=4,steps=5'. Factories take a Context and keyword parameters.
 
-- Poison factory -> fn(images uint8 NCHW, labels) -> poisoned uint8 NCHW, applied once to
-  the stored training images before any augmentation.
+- Poison factory -> fn(images uint8 NCHW, labels, sample indices) -> poisoned uint8 NCHW,
+  applied once to the stored training images before any augmentation.
 - Defense factory -> Defense: a per-batch transform of the (poisoned) training images run
   inside the data loader, and/or an adversary run inside the training loop.
 
@@ -24,10 +24,12 @@ import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 from ..defenses.jpeg import jpeg_roundtrip
-from ..transforms import ClasswiseBlur, RandomSharpen, Sharpen
+from ..defenses.projection import Projection, fit
+from ..transforms import ARPoison, ClasswiseBlur, RandomSharpen, Sharpen
 from .adversarial import PGD
 
-Poison = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# fn(images uint8 NCHW, labels, sample indices) -> poisoned uint8 NCHW
+Poison = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,9 @@ DEFENSES: dict[str, Callable[..., Defense]] = {}
 
 # Registration points: these conditions exist in the design but their ops have not been
 # merged into this build. Replace an entry by a registered factory when its op lands.
-UNAVAILABLE_POISONS = {
-    "ar": "the AR poison (poisonkit.poisons.ar, DESIGN §3.1) is not merged into this build",
-}
+UNAVAILABLE_POISONS: dict[str, str] = {}
 UNAVAILABLE_DEFENSES = {
     "rsk+ff": "the RSK+FF low-pass defense (DESIGN §3.3) is not merged into this build",
-    "projection": "the orthogonal projection defense (poisonkit.defenses.projection, "
-                  "DESIGN §3.4) is not merged into this build",
 }
 
 
@@ -178,7 +176,16 @@ def _no_poison(ctx: Context) -> None:
 def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0) -> Poison:
     """Class-wise blur ('CUDA', DESIGN §3.2); key 0 gives the reference kernels."""
     blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=key)
-    return lambda images, labels: blur(images, labels)[0]
+    return lambda images, labels, indices: blur(images, labels)[0]
+
+
+@register_poison("ar")
+def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 0,
+        seed: int = 0) -> Poison:
+    """Autoregressive perturbations (DESIGN §3.1): L2 eps 1.0 and crop 4 by default (the
+    CIFAR preset), coefficients sampled with `seed`, perturbation keyed by (key, index)."""
+    poison = ARPoison(ctx.num_classes, eps=eps, p=p, crop=crop, key=key, seed=seed)
+    return lambda images, labels, indices: poison(images, labels, indices)[0]
 
 
 # --- defenses --------------------------------------------------------------------------
@@ -224,3 +231,24 @@ def _grayscale(ctx: Context) -> Defense:
 def _pgd(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10) -> Defense:
     """PGD adversarial training, L-inf; eps and step in 1/255 units (8 and 2 by default)."""
     return Defense(adversary=PGD(eps=eps / 255, step=step / 255, steps=steps))
+
+
+@register_defense("projection")
+def _projection(ctx: Context, path: str | None = None, epochs: int = 20,
+                clamp: int = 0) -> Defense:
+    """Orthogonal projection (DESIGN §3.4): fit the linear model on the poisoned training
+    set (or load a saved fit from `path`, checked against the dataset's image shape) and
+    project every training image onto the complement of its weights' span. Test images
+    are not projected; results leave [0, 1] unless clamp=1, as in the reference."""
+    if path is not None:
+        projection = Projection.load(path)
+        if projection.image_shape != tuple(ctx.image_shape):
+            raise ConditionError(f"projection: {path} was fitted on images of shape "
+                                 f"{projection.image_shape}, this dataset has {tuple(ctx.image_shape)}")
+    else:
+        if ctx.train_images is None or ctx.train_labels is None:
+            raise ConditionError("projection: needs the training set to fit on (or path=...)")
+        projection = fit((ctx.train_images, ctx.train_labels), ctx.num_classes, epochs=epochs,
+                         seed=ctx.seed)
+        print(f"projection: linear model train accuracy {100 * projection.train_accuracy:.1f}%")
+    return Defense(lambda images: projection.apply(images, clamp=bool(clamp)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import ImageDataset, PoisonedDataset, apply_in_chunks, make_loader
+from ..data import ImageDataset, PoisonedTensorDataset, apply_in_chunks, make_loader
 from . import report
 from .conditions import Context, check_spec, make_defense, make_poison
 from .models import NESTEROV, build_model
@@ -97,7 +97,7 @@ def run_condition(data: ImageDataset, poison: str, defense: str, model: str = "s
     torch.manual_seed(config.seed)  # same initial weights and draws for every condition
     ctx = Context(data.num_classes, data.image_shape, config.seed, poisoned, data.y_train)
     defense_obj = make_defense(defense, ctx)
-    dataset = PoisonedDataset(poisoned, data.y_train, transform=defense_obj)
+    dataset = PoisonedTensorDataset(poisoned, data.y_train, transform=defense_obj)
     loader = make_loader(dataset, config.batch_size, shuffle=True, workers=workers,
                          pin_memory=dev.type == "cuda", seed=config.seed)
     net = build_model(model, data.num_classes, data.image_shape[0]).to(dev)

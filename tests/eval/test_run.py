@@ -7,7 +7,7 @@ import torch
 
 from poisonkit.data import synthetic_dataset
 from poisonkit.eval import report, run
-from poisonkit.eval.conditions import DEFENSES, ConditionError, ConditionUnavailable
+from poisonkit.eval.conditions import DEFENSES, UNAVAILABLE_POISONS, ConditionError, ConditionUnavailable
 from poisonkit.eval.run import run_condition, run_matrix
 from poisonkit.eval.train import TrainConfig
 
@@ -34,11 +34,12 @@ def test_clean_condition_trains_on_the_stored_images(tiny):
     assert torch.equal(examples["poisoned"], tiny.x_train[run.example_picks(tiny.y_train)])
 
 
-def test_unknown_and_unavailable_conditions_fail_before_training(tiny, tmp_path):
+def test_unknown_and_unavailable_conditions_fail_before_training(tiny, tmp_path, monkeypatch):
     with pytest.raises(ConditionError, match="unknown name"):
         run_matrix([("none", "none"), ("blur", "sharpen")], tiny, tmp_path, config=TINY)
+    monkeypatch.setitem(UNAVAILABLE_POISONS, "future-op", "its op is not merged into this build")
     with pytest.raises(ConditionUnavailable):
-        run_matrix([("none", "none"), ("ar", "none")], tiny, tmp_path, config=TINY)
+        run_matrix([("none", "none"), ("future-op", "none")], tiny, tmp_path, config=TINY)
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 

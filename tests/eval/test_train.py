@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from poisonkit.data import PoisonedDataset, make_loader, synthetic_images
+from poisonkit.data import PoisonedTensorDataset, make_loader, synthetic_images
 from poisonkit.eval.models import build_model
 from poisonkit.eval.train import History, TrainConfig, evaluate, lr_factor, train
 
@@ -46,7 +46,7 @@ def test_bad_config_is_an_error(field, value):
 def test_tiny_training_run_records_every_epoch():
     torch.manual_seed(0)
     x, y = synthetic_images(64)
-    loader = make_loader(PoisonedDataset(x, y), batch_size=32, shuffle=True)
+    loader = make_loader(PoisonedTensorDataset(x, y), batch_size=32, shuffle=True)
     h = train(build_model("small", 10), loader, x[:16], y[:16], TrainConfig(epochs=2, batch_size=32),
               torch.device("cpu"), verbose=False)
     for series in (h.test_accuracy, h.train_accuracy, h.train_loss, h.epoch_seconds):

@@ -1,0 +1,309 @@
+// poisonkit AR ops: schemas, argument validation and the CPU implementations.
+//   ar_canvas: the N(0,1) canvas draws of each sample (what generation starts from)
+//   ar_generate: AR perturbations, float32 [N, C, H, W]
+//   ar_poison: images plus their perturbations, clamped (and rounded for uint8)
+//   ar_filter: every class's AR-filter valid response, float32 [N, K, H-2, W-2]
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "ar_args.h"
+
+namespace poisonkit {
+
+namespace {
+
+// Canvas draws are numbered with 32-bit Philox block counters (4 draws per block).
+constexpr int64_t kMaxCanvasDraws = int64_t{1} << 33;
+
+// Min and max of a non-empty int64 tensor. CPU tensors are scanned directly: a
+// DataLoader calls these ops once per sample, where torch reductions would cost more
+// than generating the perturbation.
+std::pair<int64_t, int64_t> min_max(const at::Tensor& t) {
+  if (!t.is_cpu()) return {t.min().item<int64_t>(), t.max().item<int64_t>()};
+  const at::Tensor c = t.contiguous();
+  const int64_t* v = c.data_ptr<int64_t>();
+  int64_t lo = v[0], hi = v[0];
+  for (int64_t i = 1; i < c.numel(); ++i) {
+    lo = std::min(lo, v[i]);
+    hi = std::max(hi, v[i]);
+  }
+  return {lo, hi};
+}
+
+bool all_finite(const at::Tensor& t) {
+  if (!t.is_cpu()) return at::isfinite(t).all().item<bool>();
+  const at::Tensor c = t.contiguous();
+  const float* v = c.data_ptr<float>();
+  for (int64_t i = 0; i < c.numel(); ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
+
+void check_indices(const at::Tensor& indices, const char* op) {
+  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, got ",
+              indices.scalar_type());
+  TORCH_CHECK(indices.dim() == 1, op, ": indices must be 1-D [N], got shape ", indices.sizes());
+  TORCH_CHECK(indices.size(0) > 0, op, ": indices is an empty batch (N = 0)");
+  const int64_t lowest = min_max(indices).first;
+  TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
+}
+
+void check_canvas_size(int64_t channels, int64_t canvas_h, int64_t canvas_w, const char* op) {
+  TORCH_CHECK(channels * canvas_h * canvas_w < kMaxCanvasDraws, op, ": canvas of ", channels,
+              "x", canvas_h, "x", canvas_w, " is too large (at most 2^33 draws per sample)");
+}
+
+void check_coeffs(const at::Tensor& coeffs, const char* op) {
+  TORCH_CHECK(coeffs.scalar_type() == at::kFloat, op, ": coeffs must be float32, got ",
+              coeffs.scalar_type());
+  TORCH_CHECK(coeffs.dim() == 4 && coeffs.size(2) == 3 && coeffs.size(3) == 3 &&
+                  coeffs.size(0) > 0 && coeffs.size(1) > 0,
+              op, ": coeffs must be [K, C, 3, 3] with K, C >= 1, got shape ", coeffs.sizes());
+  TORCH_CHECK(all_finite(coeffs), op, ": coeffs contain NaN or inf");
+}
+
+}  // namespace
+
+ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
+                            const at::Tensor& indices, int64_t key, int64_t height,
+                            int64_t width, int64_t crop, std::optional<double> eps, double p) {
+  check_coeffs(coeffs, "ar_generate");
+  check_indices(indices, "ar_generate");
+  TORCH_CHECK(labels.scalar_type() == at::kLong, "ar_generate: labels must be int64, got ",
+              labels.scalar_type());
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == indices.size(0),
+              "ar_generate: labels must be [N] with N = len(indices) = ", indices.size(0),
+              ", got shape ", labels.sizes());
+  TORCH_CHECK(labels.device() == coeffs.device() && indices.device() == coeffs.device(),
+              "ar_generate: labels and indices must be on coeffs' device (", coeffs.device(),
+              "), got ", labels.device(), " and ", indices.device());
+  const int64_t K = coeffs.size(0);
+  const auto [lo, hi] = min_max(labels);
+  TORCH_CHECK(lo >= 0 && hi < K, "ar_generate: labels must be in [0, ", K, "), got values in [",
+              lo, ", ", hi, "]");
+  TORCH_CHECK(height >= 1 && width >= 1, "ar_generate: height and width must be >= 1, got ",
+              height, "x", width);
+  TORCH_CHECK(crop >= 0, "ar_generate: crop must be >= 0, got ", crop);
+  check_canvas_size(coeffs.size(1), height + crop, width + crop, "ar_generate");
+  ArParams params;
+  params.channels = static_cast<int>(coeffs.size(1));
+  params.height = static_cast<int>(height);
+  params.width = static_cast<int>(width);
+  params.crop = static_cast<int>(crop);
+  params.key = static_cast<uint64_t>(key);
+  if (!eps.has_value()) {
+    params.norm = ArNorm::None;
+    return params;
+  }
+  TORCH_CHECK(std::isfinite(*eps) && *eps > 0.0, "ar_generate: eps must be a positive finite "
+              "number (or None for the unscaled process), got ", *eps);
+  TORCH_CHECK(p == 2.0 || p == std::numeric_limits<double>::infinity(),
+              "ar_generate: p must be 2 or inf, got ", p);
+  params.eps = static_cast<float>(*eps);
+  params.norm = p == 2.0 ? ArNorm::L2 : ArNorm::Linf;
+  return params;
+}
+
+ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const at::Tensor& labels,
+                          const at::Tensor& indices, int64_t key, int64_t crop, double eps,
+                          double p) {
+  TORCH_CHECK(x.dim() == 4, "ar_poison: x must be an NCHW batch (4 dims), got shape ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == at::kByte || x.scalar_type() == at::kFloat,
+              "ar_poison: x must be uint8 or float32, got ", x.scalar_type());
+  TORCH_CHECK(x.device() == coeffs.device(), "ar_poison: x must be on coeffs' device (",
+              coeffs.device(), "), got ", x.device());
+  TORCH_CHECK(x.size(0) == indices.size(0), "ar_poison: x holds ", x.size(0),
+              " images but indices holds ", indices.size(0));
+  TORCH_CHECK(coeffs.dim() == 4 && x.size(1) == coeffs.size(1), "ar_poison: x has ", x.size(1),
+              " channels but coeffs have shape ", coeffs.sizes());
+  return ar_generate_params(coeffs, labels, indices, key, x.size(2), x.size(3), crop, eps, p);
+}
+
+void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels) {
+  const at::Tensor flags = finite.cpu();
+  const uint8_t* ok = flags.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < flags.numel(); ++i) {
+    TORCH_CHECK(ok[i], "ar_generate: the AR process of class ", labels[i].item<int64_t>(),
+                " overflows float32 (unstable coefficients; draw them with "
+                "poisonkit.poisons.ar.sample_coefficients)");
+  }
+}
+
+ArParams ar_canvas_params(const at::Tensor& indices, int64_t key, int64_t channels,
+                          int64_t height, int64_t width) {
+  check_indices(indices, "ar_canvas");
+  TORCH_CHECK(channels >= 1 && height >= 1 && width >= 1,
+              "ar_canvas: channels, height and width must be >= 1, got ", channels, ", ", height,
+              ", ", width);
+  check_canvas_size(channels, height, width, "ar_canvas");
+  ArParams params;
+  params.channels = static_cast<int>(channels);
+  params.height = static_cast<int>(height);
+  params.width = static_cast<int>(width);
+  params.key = static_cast<uint64_t>(key);
+  return params;
+}
+
+void check_ar_filter_args(const at::Tensor& x, const at::Tensor& coeffs) {
+  check_coeffs(coeffs, "ar_filter");
+  TORCH_CHECK(x.dim() == 4, "ar_filter: x must be an NCHW batch (4 dims), got shape ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == at::kByte || x.scalar_type() == at::kFloat,
+              "ar_filter: x must be uint8 or float32, got ", x.scalar_type());
+  TORCH_CHECK(x.size(0) > 0, "ar_filter: x is an empty batch (N = 0)");
+  TORCH_CHECK(x.size(1) == coeffs.size(1), "ar_filter: x has ", x.size(1),
+              " channels but coeffs are for ", coeffs.size(1));
+  TORCH_CHECK(x.size(2) >= 3 && x.size(3) >= 3, "ar_filter: x must be at least 3x3, got ",
+              x.size(2), "x", x.size(3));
+  TORCH_CHECK(coeffs.device() == x.device(), "ar_filter: coeffs must be on x's device (",
+              x.device(), "), got ", coeffs.device());
+}
+
+namespace {
+
+at::Tensor ar_generate_cpu(const at::Tensor& coeffs_in, const at::Tensor& labels_in,
+                           const at::Tensor& indices_in, int64_t key, int64_t height,
+                           int64_t width, int64_t crop, std::optional<double> eps, double p) {
+  const ArParams params =
+      ar_generate_params(coeffs_in, labels_in, indices_in, key, height, width, crop, eps, p);
+  const at::Tensor coeffs = coeffs_in.contiguous();
+  const at::Tensor labels = labels_in.contiguous();
+  const at::Tensor indices = indices_in.contiguous();
+  const int64_t n = indices.size(0);
+  at::Tensor out = at::empty({n, params.channels, height, width}, coeffs.options());
+  const float* c = coeffs.data_ptr<float>();
+  const int64_t* lab = labels.data_ptr<int64_t>();
+  const int64_t* idx = indices.data_ptr<int64_t>();
+  float* dst = out.data_ptr<float>();
+  const int64_t sample_size = params.channels * params.out_plane();
+  at::Tensor finite = at::empty({n}, indices.options().dtype(at::kByte));
+  uint8_t* ok = finite.data_ptr<uint8_t>();
+  const size_t scratch_floats = ar_cpu_scratch_floats(params);
+  const int64_t grain = std::max<int64_t>(1, 16384 / static_cast<int64_t>(scratch_floats));
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(scratch_floats);
+    for (int64_t i = begin; i < end; ++i) {
+      ok[i] = ar_generate_sample_cpu(c + lab[i] * params.channels * kArTaps,
+                                     static_cast<uint64_t>(idx[i]), params,
+                                     dst + i * sample_size, scratch.data());
+    }
+  });
+  check_ar_finite(finite, labels);
+  return out;
+}
+
+template <typename T>
+void ar_poison_batch_cpu(const at::Tensor& x, const at::Tensor& coeffs, const at::Tensor& labels,
+                         const at::Tensor& indices, const ArParams& params, at::Tensor& out,
+                         uint8_t* ok) {
+  const T* src = x.data_ptr<T>();
+  T* dst = out.data_ptr<T>();
+  const float* c = coeffs.data_ptr<float>();
+  const int64_t* lab = labels.data_ptr<int64_t>();
+  const int64_t* idx = indices.data_ptr<int64_t>();
+  const int64_t sample_size = params.channels * params.out_plane();
+  const size_t scratch_floats = ar_poison_cpu_scratch_floats(params);
+  const int64_t grain = std::max<int64_t>(1, 16384 / static_cast<int64_t>(scratch_floats));
+  at::parallel_for(0, x.size(0), grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(scratch_floats);
+    for (int64_t i = begin; i < end; ++i) {
+      ok[i] = ar_poison_sample_cpu<T>(src + i * sample_size, dst + i * sample_size,
+                                      c + lab[i] * params.channels * kArTaps,
+                                      static_cast<uint64_t>(idx[i]), params, scratch.data());
+    }
+  });
+}
+
+at::Tensor ar_poison_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in,
+                         const at::Tensor& labels_in, const at::Tensor& indices_in, int64_t key,
+                         int64_t crop, double eps, double p) {
+  const ArParams params =
+      ar_poison_params(x_in, coeffs_in, labels_in, indices_in, key, crop, eps, p);
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor coeffs = coeffs_in.contiguous();
+  const at::Tensor labels = labels_in.contiguous();
+  const at::Tensor indices = indices_in.contiguous();
+  at::Tensor out = at::empty_like(x);
+  at::Tensor finite = at::empty({x.size(0)}, indices.options().dtype(at::kByte));
+  if (x.scalar_type() == at::kByte) {
+    ar_poison_batch_cpu<uint8_t>(x, coeffs, labels, indices, params, out,
+                                 finite.data_ptr<uint8_t>());
+  } else {
+    ar_poison_batch_cpu<float>(x, coeffs, labels, indices, params, out,
+                               finite.data_ptr<uint8_t>());
+  }
+  check_ar_finite(finite, labels);
+  return out;
+}
+
+at::Tensor ar_canvas_cpu(const at::Tensor& indices_in, int64_t key, int64_t channels,
+                         int64_t height, int64_t width) {
+  const ArParams params = ar_canvas_params(indices_in, key, channels, height, width);
+  const at::Tensor indices = indices_in.contiguous();
+  const int64_t n = indices.size(0);
+  at::Tensor out = at::empty({n, channels, height, width}, indices.options().dtype(at::kFloat));
+  const int64_t* idx = indices.data_ptr<int64_t>();
+  float* dst = out.data_ptr<float>();
+  const int64_t size = channels * height * width;
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      ar_canvas_sample_cpu(static_cast<uint64_t>(idx[i]), params, dst + i * size);
+  });
+  return out;
+}
+
+template <typename T>
+void ar_filter_batch_cpu(const at::Tensor& x, const at::Tensor& coeffs, at::Tensor& out) {
+  const int K = static_cast<int>(coeffs.size(0)), C = static_cast<int>(x.size(1));
+  const int H = static_cast<int>(x.size(2)), W = static_cast<int>(x.size(3));
+  const int64_t in_size = static_cast<int64_t>(C) * H * W;
+  const int64_t out_size = static_cast<int64_t>(K) * (H - 2) * (W - 2);
+  const T* src = x.data_ptr<T>();
+  const float* c = coeffs.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  at::parallel_for(0, x.size(0), 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(in_size);
+    for (int64_t i = begin; i < end; ++i)
+      ar_filter_image_cpu<T>(src + i * in_size, c, K, C, H, W, dst + i * out_size,
+                             scratch.data());
+  });
+}
+
+at::Tensor ar_filter_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in) {
+  check_ar_filter_args(x_in, coeffs_in);
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor coeffs = coeffs_in.contiguous();
+  at::Tensor out = at::empty({x.size(0), coeffs.size(0), x.size(2) - 2, x.size(3) - 2},
+                             x.options().dtype(at::kFloat));
+  if (x.scalar_type() == at::kByte) {
+    ar_filter_batch_cpu<uint8_t>(x, coeffs, out);
+  } else {
+    ar_filter_batch_cpu<float>(x, coeffs, out);
+  }
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(poisonkit, m) {
+  m.def("ar_canvas(Tensor indices, int key, int channels, int height, int width) -> Tensor");
+  m.def("ar_generate(Tensor coeffs, Tensor labels, Tensor indices, int key, int height, "
+        "int width, int crop, float? eps, float p) -> Tensor");
+  m.def("ar_poison(Tensor x, Tensor coeffs, Tensor labels, Tensor indices, int key, int crop, "
+        "float eps, float p) -> Tensor");
+  m.def("ar_filter(Tensor x, Tensor coeffs) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(poisonkit, CPU, m) {
+  m.impl("ar_canvas", &ar_canvas_cpu);
+  m.impl("ar_generate", &ar_generate_cpu);
+  m.impl("ar_poison", &ar_poison_cpu);
+  m.impl("ar_filter", &ar_filter_cpu);
+}
+
+}  // namespace poisonkit

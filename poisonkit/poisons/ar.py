@@ -1,0 +1,178 @@
+"""Autoregressive (AR) perturbations (Sandoval-Segura et al., NeurIPS 2022; DESIGN 3.1).
+
+Each class k has AR coefficients b[k] of shape [C, 3, 3] (tap (2,2) zero, the 8 others of
+each channel summing to 1). A sample's perturbation is the AR process of its class started
+from Philox normal draws of (key, sample index), cropped and scaled to an Lp norm of eps
+(`poisonkit.ops.ar_generate`), so a poisoned dataset never has to be stored.
+
+`sample_coefficients` draws a class set with the reference's acceptance tests;
+`detect` recovers the class an AR perturbation was generated for.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import ops
+
+# Sum of a channel's 8 raw taps below which the normalisation is refused (it would blow
+# the coefficients up).
+MIN_TAP_SUM = 1e-2
+REJECTION_REASONS = ("tiny_sum", "nonfinite", "norm", "response")
+
+
+def default_min_response(num_classes: int) -> float:
+    """The reference's minimum response: 10 for up to 10 classes, 3 for more."""
+    return 10.0 if num_classes <= 10 else 3.0
+
+
+def ar_filters(coeffs: torch.Tensor) -> torch.Tensor:
+    """The AR filters: coefficients with tap (2,2) set to -1, [K, C, 3, 3]."""
+    filters = coeffs.clone()
+    filters[..., 2, 2] = -1.0
+    return filters
+
+
+def check_coefficients(coeffs: torch.Tensor) -> torch.Tensor:
+    """Validates a coefficient set (float32 [K, C, 3, 3], finite); returns it float32."""
+    if not isinstance(coeffs, torch.Tensor):
+        raise TypeError(f"coefficients: expected a tensor, got {type(coeffs).__name__}")
+    if coeffs.dim() != 4 or coeffs.shape[-2:] != (3, 3) or coeffs.shape[0] < 1 or coeffs.shape[1] < 1:
+        raise ValueError(f"coefficients: expected shape [K, C, 3, 3], got {tuple(coeffs.shape)}")
+    if not torch.isfinite(coeffs).all():
+        bad = sorted({int(k) for k in torch.nonzero(~torch.isfinite(coeffs))[:, 0]})
+        raise ValueError(f"coefficients: classes {bad} contain NaN or inf")
+    return coeffs.to(torch.float32)
+
+
+@dataclass
+class ARCoefficients:
+    """An accepted coefficient set and how it was drawn (seed, thresholds, rejections)."""
+    coeffs: torch.Tensor
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.coeffs = check_coefficients(self.coeffs)
+
+    @property
+    def num_classes(self) -> int:
+        return self.coeffs.shape[0]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes {coeffs, metadata} with torch.save, through a temporary name."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"coeffs": self.coeffs, "metadata": self.metadata}, tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ARCoefficients":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"coefficients: no such file {path}")
+        payload = torch.load(path, weights_only=True)
+        if not isinstance(payload, dict) or "coeffs" not in payload:
+            raise ValueError(f"coefficients: {path} is not a saved ARCoefficients file")
+        return cls(payload["coeffs"], dict(payload.get("metadata", {})))
+
+
+def relu_responses(perturbations: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """sum(ReLU(AR-filter response)) of each perturbation to each class: [N, K]."""
+    return ops.ar_filter(perturbations, coeffs).clamp_min(0).sum((-2, -1))
+
+
+def detect(x: torch.Tensor, coeffs: torch.Tensor | ARCoefficients) -> torch.Tensor:
+    """Most likely class of each image (the lowest ReLU AR-filter response): int64 [N].
+
+    x: a perturbation or poisoned image, uint8 or float32, NCHW (or CHW)."""
+    if isinstance(coeffs, ARCoefficients):
+        coeffs = coeffs.coeffs
+    coeffs = check_coefficients(coeffs).to(x.device)
+    single = x.dim() == 3
+    scores = relu_responses(x.unsqueeze(0) if single else x, coeffs)
+    labels = scores.argmin(dim=1)
+    return labels[0] if single else labels
+
+
+def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
+                        min_response: float | None = None, max_norm: float = 50.0,
+                        trials: int = 3, size: int = 32, crop: int = 4,
+                        max_candidates: int = 100_000, progress: bool = True) -> ARCoefficients:
+    """Draws num_classes AR coefficient sets with the reference's acceptance tests.
+
+    A candidate (per channel: randn(3,3), tap (2,2) zeroed, divided by its sum) is kept
+    only if: no channel's tap sum is below MIN_TAP_SUM in magnitude ('tiny_sum'); it is
+    finite ('nonfinite'); on `trials` canvases of size x size (crop `crop`) its process
+    is finite with an L2 norm before scaling of at most max_norm ('norm'); and each of
+    those (unscaled) processes has sum(ReLU(response)) >= min_response to every
+    already-accepted class's AR filter ('response'). Deterministic for a seed (numpy
+    PCG64 for the taps; candidate m's trials are the canvases of Philox key = seed,
+    indices m*trials .. m*trials + trials - 1). metadata records the parameters, the count
+    of every rejection reason and the accepted candidates' numbers.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels: expected a positive int, got {channels!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
+    min_response = default_min_response(num_classes) if min_response is None else float(min_response)
+    if not np.isfinite(min_response) or not np.isfinite(max_norm) or max_norm <= 0:
+        raise ValueError(f"min_response, max_norm: expected finite numbers (max_norm > 0), got "
+                         f"{min_response!r}, {max_norm!r}")
+    if trials < 1:
+        raise ValueError(f"trials: expected at least 1, got {trials!r}")
+
+    rng = np.random.Generator(np.random.PCG64(seed))
+    accepted: list[torch.Tensor] = []
+    accepted_candidates: list[int] = []  # lets anyone replay the acceptance tests
+    rejections: Counter = Counter({reason: 0 for reason in REJECTION_REASONS})
+    labels = torch.zeros(trials, dtype=torch.int64)
+    candidate = 0
+    bar = tqdm(total=num_classes, desc="AR coefficients", disable=not progress, leave=False)
+    while len(accepted) < num_classes:
+        if candidate >= max_candidates:
+            raise RuntimeError(f"sample_coefficients: only {len(accepted)} of {num_classes} classes "
+                               f"accepted after {max_candidates} candidates ({dict(rejections)}); "
+                               "lower min_response or raise max_norm")
+        b = rng.standard_normal((channels, 3, 3))
+        indices = torch.arange(candidate * trials, (candidate + 1) * trials)
+        candidate += 1
+        b[:, 2, 2] = 0.0
+        sums = b.sum(axis=(1, 2))
+        if np.any(np.abs(sums) < MIN_TAP_SUM):
+            rejections["tiny_sum"] += 1
+            continue
+        b = torch.from_numpy(b / sums[:, None, None]).to(torch.float32)
+        if not torch.isfinite(b).all():
+            rejections["nonfinite"] += 1
+            continue
+        raw = ops.ar_generate(b[None], labels, indices, seed, size, size, crop, eps=None)
+        norms = raw.flatten(1).norm(dim=1)
+        if not torch.isfinite(raw).all() or not (norms <= max_norm).all():
+            rejections["norm"] += 1
+            continue
+        if accepted and relu_responses(raw, torch.stack(accepted)).min() < min_response:
+            rejections["response"] += 1
+            continue
+        accepted.append(b)
+        accepted_candidates.append(candidate - 1)
+        bar.set_postfix(rejections.items(), refresh=False)
+        bar.update(1)
+    bar.close()
+    from .. import __version__
+    metadata = {
+        "method": "ar", "num_classes": num_classes, "channels": channels, "seed": seed,
+        "min_response": min_response, "max_norm": max_norm, "trials": trials, "size": size,
+        "crop": crop, "min_tap_sum": MIN_TAP_SUM, "candidates": candidate,
+        "rejections": dict(rejections), "accepted_candidates": accepted_candidates,
+        "poisonkit_version": __version__,
+    }
+    return ARCoefficients(torch.stack(accepted), metadata)
