@@ -48,19 +48,19 @@ def class_spectra(x: torch.Tensor, y: torch.Tensor, num_classes: int, chunk: int
     h, w = x.shape[-2:]
     bins, nbins = radial_bins(h, w)
     flat_bins = bins.flatten()
-    counts = torch.bincount(flat_bins, minlength=nbins).double()
+    # rfft2 stores half the spectrum: the columns other than 0 (and Nyquist for even
+    # widths) stand for two coefficients each, in the power sums and in the bin counts.
+    weight = torch.full((w // 2 + 1,), 2.0)
+    weight[0] = 1.0
+    if w % 2 == 0:
+        weight[-1] = 1.0
+    counts = torch.zeros(nbins, dtype=torch.float64).index_add_(
+        0, flat_bins, weight.expand(h, -1).flatten().double())
     sums = torch.zeros(num_classes, nbins, dtype=torch.float64)
     for start in range(0, len(x), chunk):
         xs = x[start:start + chunk].float()
         xs = xs - xs.mean((-2, -1), keepdim=True)
-        power = torch.fft.rfft2(xs).abs().square()
-        # rfft2 stores half the spectrum: the columns other than 0 (and Nyquist for even
-        # widths) stand for two coefficients each.
-        weight = torch.full((power.shape[-1],), 2.0)
-        weight[0] = 1.0
-        if w % 2 == 0:
-            weight[-1] = 1.0
-        power = (power * weight).mean(1)                                  # [n, h, w//2+1]
+        power = (torch.fft.rfft2(xs).abs().square() * weight).mean(1)  # [n, h, w//2+1]
         total = power.flatten(1).sum(1).clamp_min(1e-12)
         per_bin = torch.zeros(len(xs), nbins).index_add_(1, flat_bins, power.flatten(1))
         sums.index_add_(0, y[start:start + chunk], (per_bin / total[:, None]).double())
