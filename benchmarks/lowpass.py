@@ -102,7 +102,7 @@ def run() -> list[dict]:
     return rows
 
 
-def main() -> None:
+def main(quick: bool = False) -> None:
     rows = run()
     write_results("lowpass", rows, "Frequency low-pass (FF of RSK+FF), CPU",
                   notes="uint8 in/out unless float32; 2 threads (torch, scipy workers) unless "
@@ -110,8 +110,8 @@ def main() -> None:
                         "has no equivalent frequency low-pass. The 224x224 float32 batch (38 MB "
                         "out per call) is above glibc's 32 MB mmap threshold, so every call "
                         "page-faults its fresh output in; batches of 8 run about 2x faster per "
-                        "image. Each figure is the best of 3 interleaved rounds; on a shared "
-                        "machine they are still noisy: compare rows of the same run.")
+                        "image. Each figure is the best of 3 interleaved rounds: compare rows of "
+                        "the same run.")
 
 
 if __name__ == "__main__":
