@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import ops
+from .._io import atomic_write
 from .._images import as_image_tensor
 
 FORMAT = "poisonkit.projection"
@@ -72,15 +73,11 @@ class Projection:
     def save(self, path: str | os.PathLike) -> Path:
         """Writes a torch.save file of plain tensors and a dict (loadable with
         weights_only=True), through a temporary name."""
-        path = Path(path)
         payload = {"format": FORMAT, "version": VERSION, "Q": self.Q.cpu().contiguous(),
                    "weight": self.weight.detach().cpu().contiguous(),
                    "image_shape": list(self.image_shape),
                    "train_accuracy": float(self.train_accuracy), "fit_args": dict(self.fit_args)}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Projection":

@@ -3,11 +3,12 @@ so no reader ever sees half a file), a markdown table, and matplotlib PNGs (accu
 curves per condition, a grid of example images)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import torch
+
+from .._io import atomic_write, write_json, write_text  # noqa: F401  (write_* re-exported)
 
 SCHEMA = "poisonkit.eval/1"                # one run
 MATRIX_SCHEMA = "poisonkit.eval.matrix/1"  # results.json: {"schema", "runs": [...], "notes": [...]}
@@ -38,29 +39,6 @@ def validate_result(obj) -> dict:
             or obj["final_accuracy"] != accs[-1]):
         raise ValueError("result: peak/final do not match test_accuracy")
     return obj
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """write(tmp_path) fills a temporary file beside path, which then replaces path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json(path: str | os.PathLike, obj) -> Path:
-    text = json.dumps(obj, indent=1) + "\n"  # serialise first: a bad object writes nothing
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def label(result: dict) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..eval.report import _save_figure, write_json, write_text
+from .._io import write_json, write_text
+from ..eval.report import _save_figure
 from . import autoregressive
 
 SIGNAL_TITLES = {"linear_separability": "Linear separability",

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .. import ops
+from .._io import atomic_write
 
 # Sum of a channel's 8 raw taps below which the normalisation is refused (it would blow
 # the coefficients up).
@@ -66,11 +67,8 @@ class ARCoefficients:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes {coeffs, metadata} with torch.save, through a temporary name."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"coeffs": self.coeffs, "metadata": self.metadata}, tmp)
-        tmp.replace(path)
-        return path
+        payload = {"coeffs": self.coeffs, "metadata": self.metadata}
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ARCoefficients":
