@@ -1,6 +1,7 @@
 """DALI training pipeline throughput on real CIFAR-10 images, CPU backend, two pipelines:
 external source -> class-wise blur poison -> SSK sharpening -> random flip -> normalize, and
-external source -> AR poison (by sample index) -> RSK sharpening -> random flip -> normalize.
+external source -> AR poison (by sample index) -> RSK sharpening -> frequency low-pass (FF)
+-> random flip -> normalize.
 
 Compares poisonkit's native operators (fn.poisonkit.*) with what a DALI user would
 otherwise write: DALI's built-ins (fn.filter with per-sample class kernels, a max
@@ -47,15 +48,15 @@ def blur_ssk_torch(batch, batch_labels, _indices):
                                  padding="reflect"))
 
 
-def ar_rsk_torch(poison: ARPoison, generator: torch.Generator):
-    """The AR + RSK pipeline's image ops as poisonkit's torch ops (ARPoison, RSK kernels
-    from torch.Generator as RandomSharpen draws them)."""
+def ar_rsk_ff_torch(poison: ARPoison, generator: torch.Generator):
+    """The AR + RSK + FF pipeline's image ops as poisonkit's torch ops (ARPoison, RSK kernels
+    from torch.Generator as RandomSharpen draws them, ops.lowpass)."""
     def run(batch, batch_labels, batch_indices):
         x = nhwc_batch(batch)
         y = torch.from_numpy(np.concatenate(batch_labels)).long()
         x, _ = poison(x, y, torch.from_numpy(np.concatenate(batch_indices)))
-        return hwc_list(ops.filter2d(x, rsk_kernels(len(x), generator=generator),
-                                     padding="valid"))
+        x = ops.filter2d(x, rsk_kernels(len(x), generator=generator), padding="valid")
+        return hwc_list(ops.lowpass(x, 0.3))
     return run
 
 
@@ -71,7 +72,7 @@ def make_pipeline(case: str, kind: str, images: list[np.ndarray], labels: np.nda
     filter_batch = [kernels[v].numpy() for v in labels]
     python_op = kind == "python_function"
     torch_ops = (blur_ssk_torch if case == "blur_ssk"
-                 else ar_rsk_torch(poison, torch.Generator().manual_seed(0)))
+                 else ar_rsk_ff_torch(poison, torch.Generator().manual_seed(0)))
 
     @pipeline_def(batch_size=len(images), num_threads=threads, device_id=device_id, seed=0,
                   exec_async=not python_op, exec_pipelined=not python_op)
@@ -87,6 +88,7 @@ def make_pipeline(case: str, kind: str, images: list[np.ndarray], labels: np.nda
         elif kind == "poisonkit":
             x = pkdali.ar_perturb(x, y, i, poison)
             x = pkdali.sharpen(x, std=0.1, padding="valid", sample_index=i)
+            x = pkdali.lowpass(x, sizes=[(30, 30)], keep=0.3)
         elif kind == "dali_builtins":
             k = fn.external_source(source=lambda: filter_batch, batch=True)
             z = fn.filter(fn.cast(x, dtype=types.FLOAT) / 255.0, k, border="constant")
@@ -121,14 +123,14 @@ def main(argv=None, quick: bool = False) -> None:
     images = [np.ascontiguousarray(v) for v in x.permute(0, 2, 3, 1).numpy()]
     where = "CPU" if args.device_id is None else f"GPU {args.device_id}"
     setting = f"CIFAR-10 32x32 uint8, batch {args.batch}, {args.threads} threads, {where}"
-    cases = {"blur_ssk": "class-wise blur -> SSK", "ar_rsk": "AR poison -> RSK"}
+    cases = {"blur_ssk": "class-wise blur -> SSK", "ar_rsk_ff": "AR poison -> RSK -> FF"}
     impls = {"poisonkit": "poisonkit (fn.poisonkit.*)",
              "dali_builtins": "DALI built-ins (fn.filter + max + arithmetic)",
              "python_function": "fn.python_function (poisonkit torch ops)"}
     rows = []
     for case, case_name in cases.items():
         for kind, name in impls.items():
-            if case == "ar_rsk" and kind == "dali_builtins":
+            if case == "ar_rsk_ff" and kind == "dali_builtins":
                 continue  # DALI has no AR generator
             pipe = make_pipeline(case, kind, images, labels, args.threads, args.device_id)
             rate = images_per_second(pipe.run, args.batch)
@@ -137,7 +139,8 @@ def main(argv=None, quick: bool = False) -> None:
     write_results("dali_pipeline", rows, "DALI pipeline: poison -> sharpen -> flip -> normalize",
                   notes="Each row runs the whole pipeline: external source, the poison "
                         "(class-wise blur, or AR keyed by sample index), sharpening (SSK with "
-                        "reflect padding, or RSK 'valid' as the reference), random flip, "
+                        "reflect padding, or RSK 'valid' as the reference, then the DCT "
+                        "low-pass keeping 30%), random flip, "
                         "normalize. The Python function operator forces a synchronous, "
                         "non-pipelined executor.")
 

@@ -21,6 +21,12 @@ file named by $POISONKIT_DALI_PLUGIN); the operators then appear as ``fn.poisonk
   Q is an argument; a fitted Projection is a torch file that C++ does not read, so the helper
   ``project_out`` below loads it (or takes a Projection) and passes Q's values.
 
+- ``fn.poisonkit.lowpass(images, sizes=[H, W, ...], rank_h=[...], rank_w=[...], rows=[...],
+  cols=[...], mask=None, clamp=True)``: the frequency low-pass (FF of RSK+FF), equal to
+  ops.lowpass. Its bases are arguments, one set per image size, built by the same Python
+  code as the torch op's: use the helper ``lowpass(images, sizes=[(H, W), ...], keep=0.3,
+  basis="dct", shape="square")``, which lists every size the pipeline will see.
+
 Images are HWC (DALI's default) or CHW, uint8 in [0, 255] or float32 in [0, 1]; output has
 the input's layout and (except project_out) type. The operators run on the CPU (DALI's
 thread pool) and, in a plugin built with CUDA, on the GPU (DALI's stream); labels and
@@ -198,6 +204,38 @@ def project_out(images, projection, *, clamp: bool = False):
                                     clamp=bool(clamp))
 
 
+def lowpass(images, *, sizes: Sequence[tuple[int, int]] = ((32, 32),), keep: float = 0.30,
+            basis: str = "dct", shape: str = "square", clamp: bool = True):
+    """fn.poisonkit.lowpass with the bases of ops.lowpass (poisonkit.defenses.lowpass) for
+    every image size in ``sizes`` ((H, W) pairs: an image of another size is an error)."""
+    load()
+    from nvidia.dali import fn
+    from .defenses.lowpass import lowpass_factors
+    sizes = [tuple(s) for s in sizes]
+    if not sizes or any(len(s) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0
+                                               for v in s) for s in sizes):
+        raise ValueError(f"sizes: expected (H, W) pairs of positive ints, got {sizes!r}")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes: expected distinct sizes, got {sizes!r}")
+    factors = [lowpass_factors(h, w, keep, basis, shape) for h, w in sizes]
+    args = {"sizes": [int(v) for s in sizes for v in s],
+            "rank_h": [int(r.shape[0]) for r, _, _ in factors],
+            "rank_w": [int(c.shape[0]) for _, c, _ in factors],
+            "rows": [v for r, _, _ in factors for v in _flat_floats("rows", r)],
+            "cols": [v for _, c, _ in factors for v in _flat_floats("cols", c)],
+            "clamp": bool(clamp)}
+    if shape != "square":
+        args["mask"] = [v for _, _, m in factors for v in _flat_floats("mask", m)]
+    return fn.poisonkit.lowpass(images, **args)
+
+
+def _image_sizes(images) -> list[tuple[int, int]]:
+    """The distinct (H, W) of an NHWC array or a list of HWC arrays."""
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return [tuple(images.shape[1:3])]
+    return sorted({tuple(np.shape(x)[:2]) for x in images})
+
+
 class BatchSource:
     """Iterable of (images, labels, indices) batches for ``fn.external_source(batch=True,
     num_outputs=3)``; indices are the images' positions in ``images`` (int64), which key
@@ -244,13 +282,15 @@ class BatchSource:
 
 def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: int | None = None,
                       poison_kernels=None, ar_poison=None, sharpen_std: float | None = None,
-                      sharpen_padding: str = "valid", mean: Sequence[float] = (0.5, 0.5, 0.5),
+                      sharpen_padding: str = "valid", lowpass_keep: float | None = None,
+                      lowpass_basis: str = "dct", mean: Sequence[float] = (0.5, 0.5, 0.5),
                       std: Sequence[float] = (0.5, 0.5, 0.5), mirror: bool = True, seed: int = 0,
                       prefetch_queue_depth: int = 2):
     """A training pipeline: batches from ``source`` -> a poison (the class-wise blur when
     ``poison_kernels`` [K, k, k] is given, the AR poison when ``ar_poison`` (an ARPoison)
     is, keyed by the source's sample indices) -> sharpening (SSK when sharpen_std is 0, RSK
-    when > 0, keyed by (seed, sample index, iteration); none when None) -> random horizontal
+    when > 0, keyed by (seed, sample index, iteration); none when None) -> frequency
+    low-pass (when ``lowpass_keep`` is given: RSK+FF's FF, square mask) -> random horizontal
     flip -> normalize to float CHW. Outputs ("images", "labels"): float32 [N, C, H, W] and
     int64 [N]. device_id=None runs on the CPU.
     """
@@ -258,6 +298,9 @@ def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: i
     from nvidia.dali import fn, pipeline_def, types
     if poison_kernels is not None and ar_poison is not None:
         raise ValueError("poison_kernels, ar_poison: give at most one poison")
+    # 'valid' sharpening drops a one-pixel border before the low-pass
+    shrink = 2 if sharpen_std is not None and sharpen_padding == "valid" else 0
+    sizes = [(h - shrink, w - shrink) for h, w in _image_sizes(source.images)]
 
     @pipeline_def(batch_size=source.batch_size, num_threads=num_threads, device_id=device_id,
                   seed=seed, prefetch_queue_depth=prefetch_queue_depth)
@@ -275,6 +318,8 @@ def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: i
         if sharpen_std is not None:
             images = sharpen(images, std=sharpen_std, padding=sharpen_padding,
                              sample_index=indices)
+        if lowpass_keep is not None:
+            images = lowpass(images, sizes=sizes, keep=lowpass_keep, basis=lowpass_basis)
         flip = fn.random.coin_flip(probability=0.5 if mirror else 0.0)
         images = fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
                                           mirror=flip, mean=[255 * m for m in mean],

@@ -337,11 +337,55 @@ def test_project_out_from_saved_file_and_chw(cifar, projection, tmp_path):
         assert_close(out[i], expected[i])
 
 
+# ---- lowpass
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("basis, shape", [("dct", "square"), ("fft", "disk")])
+def test_lowpass_equals_torch(cifar, dtype, basis, shape):
+    x = cifar["x_train"][::1250]
+    x = x if dtype == torch.uint8 else x.float() / 255
+    (out,) = run_pipeline(lambda images: pkdali.lowpass(images, keep=0.3, basis=basis,
+                                                        shape=shape), {"images": hwc(x)})
+    expected = ops.lowpass(x, 0.3, basis, shape)
+    for i in range(len(x)):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def test_lowpass_mixed_sizes_chw_and_no_clamp(cifar):
+    images = mixed_sizes(cifar, torch.float32)
+    sizes = sorted({tuple(x.shape[1:]) for x in images})
+    for layout, clamp in (("HWC", True), ("CHW", False)):
+        data = [(x if layout == "CHW" else x.permute(1, 2, 0)).numpy().copy() for x in images]
+        (out,) = run_pipeline(lambda images: pkdali.lowpass(images, sizes=sizes, keep=0.5,
+                                                            shape="disk", clamp=clamp),
+                              {"images": data}, {"images": layout})
+        for i, x in enumerate(images):
+            expected = ops.lowpass(x, 0.5, "dct", "disk", clamp)
+            got = out[i] if layout == "CHW" else out[i].transpose(2, 0, 1)
+            assert_close(np.ascontiguousarray(got), expected)
+        if not clamp:
+            assert min(o.min() for o in out) < 0  # really unclamped
+
+
+def test_lowpass_size_without_basis_names_sizes(cifar):
+    with pytest.raises(RuntimeError, match="sizes"):
+        run_pipeline(lambda images: pkdali.lowpass(images, sizes=[(30, 30)]),
+                     {"images": hwc(cifar["x_train"][:2])})
+    with pytest.raises(ValueError, match="sizes"):
+        pkdali.lowpass(None, sizes=[(32, 0)])
+
+
 # ---- errors name the argument
 
 def ar(images, labels, indices, **kw):
     args = {"coefficients": [0.125] * 270, "channels": 3, **kw}
     return fn.poisonkit.ar_perturb(images, labels, indices, **args)
+
+
+def lowpass(images, **kw):
+    args = {"sizes": [32, 32], "rank_h": [9], "rank_w": [9], "rows": [0.1] * 9 * 32,
+            "cols": [0.1] * 9 * 32, **kw}
+    return fn.poisonkit.lowpass(images, **args)
 
 
 @pytest.mark.parametrize("build, match", [
@@ -383,6 +427,12 @@ def ar(images, labels, indices, **kw):
      "images"),
     (lambda images, labels: fn.poisonkit.project_out(images, q=[float("inf")] * 3072,
                                                      q_shape=[3072, 1]), "`q`"),
+    (lambda images, labels: lowpass(images, sizes=[32]), "sizes"),
+    (lambda images, labels: lowpass(images, rank_h=[33]), "rank_h"),
+    (lambda images, labels: lowpass(images, rank_w=[9, 9]), "rank_w"),
+    (lambda images, labels: lowpass(images, rows=[0.1] * 9), "`rows`"),
+    (lambda images, labels: lowpass(images, cols=[float("nan")] * 9 * 32), "`cols`"),
+    (lambda images, labels: lowpass(images, mask=[1.0] * 80), "`mask`"),
 ])
 def test_bad_arguments_name_the_argument(cifar, build, match):
     x, y = cifar["x_train"][::2000], cifar["y_train"][::2000]
@@ -466,6 +516,17 @@ def test_training_pipeline_ar_poison_follows_sample_indices(cifar, ar_coeffs):
                 assert len(match) == 1 and label == y[match[0]]
                 seen += match
         assert sorted(seen) == list(range(10)) and seen != list(range(10))
+
+
+def test_training_pipeline_ssk_then_lowpass(cifar):
+    x, y = cifar["x_train"][:6], cifar["y_train"][:6]
+    source = pkdali.BatchSource(x.permute(0, 2, 3, 1).numpy(), y.numpy(), batch_size=6)
+    pipe = pkdali.training_pipeline(source, sharpen_std=0.0, lowpass_keep=0.3, mirror=False)
+    sharpened = ops.filter2d(x, ssk_kernel().expand(6, 3, 3).contiguous(), padding="valid")
+    expected = (ops.lowpass(sharpened, 0.3).float() - 127.5) / 127.5
+    (batch,) = list(pkdali.torch_iterator(pipe))
+    assert batch[0]["images"].shape == (6, 3, 30, 30)
+    torch.testing.assert_close(batch[0]["images"], expected, rtol=0, atol=1e-6)
 
 
 def test_helpers_validate_before_building(projection):
