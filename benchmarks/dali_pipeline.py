@@ -1,10 +1,13 @@
-"""DALI training pipeline throughput: external source -> class-wise blur poison -> SSK
-sharpening -> random flip -> normalize, on real CIFAR-10 images, CPU backend.
+"""DALI training pipeline throughput on real CIFAR-10 images, CPU backend, two pipelines:
+external source -> class-wise blur poison -> SSK sharpening -> random flip -> normalize, and
+external source -> AR poison (by sample index) -> RSK sharpening -> frequency low-pass (FF)
+-> random flip -> normalize.
 
 Compares poisonkit's native operators (fn.poisonkit.*) with what a DALI user would
 otherwise write: DALI's built-ins (fn.filter with per-sample class kernels, a max
-reduction and arithmetic; close to, not exactly, the reference's truncation), or a Python
-function operator running poisonkit's torch ops on each batch.
+reduction and arithmetic; close to, not exactly, the reference's truncation; DALI has no
+AR generator, so the AR pipeline has no such row), or a Python function operator running
+poisonkit's torch ops on each batch.
 
     $PY -m benchmarks.dali_pipeline [--batch 256] [--threads 2] [--device-id 0]
 """
@@ -19,39 +22,73 @@ import torch
 from benchmarks.common import images_per_second, load_cifar, write_results
 from poisonkit import dali as pkdali
 from poisonkit import ops
-from poisonkit.defenses.sharpen import ssk_kernel
+from poisonkit.defenses.sharpen import rsk_kernels, ssk_kernel
+from poisonkit.poisons.ar import sample_coefficients
 from poisonkit.poisons.classwise_blur import class_kernels
+from poisonkit.transforms import ARPoison
 
 MEAN, STD = [127.5] * 3, [127.5] * 3
+AR_KEY = 2024
 
 
-def make_pipeline(kind: str, images: list[np.ndarray], labels: np.ndarray, threads: int,
-                  device_id: int | None):
+def nhwc_batch(batch) -> torch.Tensor:
+    return torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
+
+
+def hwc_list(x: torch.Tensor) -> list[np.ndarray]:
+    return [np.ascontiguousarray(v) for v in x.permute(0, 2, 3, 1).numpy()]
+
+
+def blur_ssk_torch(batch, batch_labels, _indices):
+    """The class-wise blur + SSK pipeline's image ops as poisonkit's torch ops."""
+    x, y = nhwc_batch(batch), torch.from_numpy(np.concatenate(batch_labels)).long()
+    x = ops.filter2d(x, class_kernels()[y], padding="zeros", normalize="max",
+                     rounding="truncate")
+    return hwc_list(ops.filter2d(x, ssk_kernel().expand(len(x), 3, 3).contiguous(),
+                                 padding="reflect"))
+
+
+def ar_rsk_ff_torch(poison: ARPoison, generator: torch.Generator):
+    """The AR + RSK + FF pipeline's image ops as poisonkit's torch ops (ARPoison, RSK kernels
+    from torch.Generator as RandomSharpen draws them, ops.lowpass)."""
+    def run(batch, batch_labels, batch_indices):
+        x = nhwc_batch(batch)
+        y = torch.from_numpy(np.concatenate(batch_labels)).long()
+        x, _ = poison(x, y, torch.from_numpy(np.concatenate(batch_indices)))
+        x = ops.filter2d(x, rsk_kernels(len(x), generator=generator), padding="valid")
+        return hwc_list(ops.lowpass(x, 0.3))
+    return run
+
+
+def make_pipeline(case: str, kind: str, images: list[np.ndarray], labels: np.ndarray,
+                  threads: int, device_id: int | None):
     from nvidia.dali import fn, pipeline_def, types
 
     kernels = class_kernels()
     ssk = ssk_kernel()
+    poison = ARPoison(sample_coefficients(10, seed=0, progress=False), key=AR_KEY)
     label_batch = [np.array([v], dtype=np.int32) for v in labels]
+    index_batch = [np.array([i], dtype=np.int64) for i in range(len(images))]
     filter_batch = [kernels[v].numpy() for v in labels]
     python_op = kind == "python_function"
-
-    def poison_and_sharpen_torch(batch, batch_labels):
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
-        y = torch.from_numpy(np.concatenate(batch_labels)).long()
-        x = ops.filter2d(x, kernels[y], padding="zeros", normalize="max", rounding="truncate")
-        x = ops.filter2d(x, ssk.expand(len(x), 3, 3).contiguous(), padding="reflect")
-        return [np.ascontiguousarray(v) for v in x.permute(0, 2, 3, 1).numpy()]
+    torch_ops = (blur_ssk_torch if case == "blur_ssk"
+                 else ar_rsk_ff_torch(poison, torch.Generator().manual_seed(0)))
 
     @pipeline_def(batch_size=len(images), num_threads=threads, device_id=device_id, seed=0,
                   exec_async=not python_op, exec_pipelined=not python_op)
     def pipe():
         x = fn.external_source(source=lambda: images, batch=True, layout="HWC")
         y = fn.external_source(source=lambda: label_batch, batch=True)
+        i = fn.external_source(source=lambda: index_batch, batch=True)
         if device_id is not None and not python_op:
             x = x.gpu()
-        if kind == "poisonkit":
+        if kind == "poisonkit" and case == "blur_ssk":
             x = fn.poisonkit.classwise_blur(x, y, kernels=kernels.reshape(-1).tolist())
             x = fn.poisonkit.sharpen(x, padding="reflect")
+        elif kind == "poisonkit":
+            x = pkdali.ar_perturb(x, y, i, poison)
+            x = pkdali.sharpen(x, std=0.1, padding="valid", sample_index=i)
+            x = pkdali.lowpass(x, sizes=[(30, 30)], keep=0.3)
         elif kind == "dali_builtins":
             k = fn.external_source(source=lambda: filter_batch, batch=True)
             z = fn.filter(fn.cast(x, dtype=types.FLOAT) / 255.0, k, border="constant")
@@ -60,7 +97,7 @@ def make_pipeline(kind: str, images: list[np.ndarray], labels: np.ndarray, threa
             x = fn.filter(x, fn.external_source(source=lambda: [ssk.numpy()] * len(images),
                                                 batch=True), border="reflect_101")
         else:
-            x = fn.python_function(x, y, function=poison_and_sharpen_torch, batch_processing=True)
+            x = fn.python_function(x, y, i, function=torch_ops, batch_processing=True)
             if device_id is not None:
                 x = x.gpu()
         return fn.crop_mirror_normalize(x, dtype=types.FLOAT, output_layout="CHW", mean=MEAN,
@@ -85,20 +122,27 @@ def main(argv=None, quick: bool = False) -> None:
     labels = y.numpy()
     images = [np.ascontiguousarray(v) for v in x.permute(0, 2, 3, 1).numpy()]
     where = "CPU" if args.device_id is None else f"GPU {args.device_id}"
-    case = f"CIFAR-10 32x32 uint8, batch {args.batch}, {args.threads} threads, {where}"
+    setting = f"CIFAR-10 32x32 uint8, batch {args.batch}, {args.threads} threads, {where}"
+    cases = {"blur_ssk": "class-wise blur -> SSK", "ar_rsk_ff": "AR poison -> RSK -> FF"}
     impls = {"poisonkit": "poisonkit (fn.poisonkit.*)",
              "dali_builtins": "DALI built-ins (fn.filter + max + arithmetic)",
              "python_function": "fn.python_function (poisonkit torch ops)"}
     rows = []
-    for kind, name in impls.items():
-        pipe = make_pipeline(kind, images, labels, args.threads, args.device_id)
-        rate = images_per_second(pipe.run, args.batch)
-        rows.append({"case": case, "impl": name, "images_per_s": rate})
-        del pipe
+    for case, case_name in cases.items():
+        for kind, name in impls.items():
+            if case == "ar_rsk_ff" and kind == "dali_builtins":
+                continue  # DALI has no AR generator
+            pipe = make_pipeline(case, kind, images, labels, args.threads, args.device_id)
+            rate = images_per_second(pipe.run, args.batch)
+            rows.append({"case": f"{case_name}: {setting}", "impl": name, "images_per_s": rate})
+            del pipe
     write_results("dali_pipeline", rows, "DALI pipeline: poison -> sharpen -> flip -> normalize",
-                  notes="Each row runs the whole pipeline (external source, class-wise blur, "
-                        "SSK sharpening with reflect padding, random flip, normalize). The "
-                        "Python function operator forces a synchronous, non-pipelined executor.")
+                  notes="Each row runs the whole pipeline: external source, the poison "
+                        "(class-wise blur, or AR keyed by sample index), sharpening (SSK with "
+                        "reflect padding, or RSK 'valid' as the reference, then the DCT "
+                        "low-pass keeping 30%), random flip, "
+                        "normalize. The Python function operator forces a synchronous, "
+                        "non-pipelined executor.")
 
 
 if __name__ == "__main__":

@@ -12,10 +12,13 @@ from nvidia.dali import fn, pipeline_def, types  # noqa: E402
 
 from poisonkit import dali as pkdali  # noqa: E402
 from poisonkit import ops  # noqa: E402
+from poisonkit.defenses.projection import Projection  # noqa: E402
 from poisonkit.defenses.sharpen import rsk_kernels, ssk_kernel  # noqa: E402
+from poisonkit.poisons.ar import sample_coefficients  # noqa: E402
 from poisonkit.poisons.classwise_blur import class_kernels  # noqa: E402
-from poisonkit.transforms import ClasswiseBlur  # noqa: E402
+from poisonkit.transforms import ARPoison, ClasswiseBlur  # noqa: E402
 from tests.conftest import requires_cuda  # noqa: E402
+from tests.ops.test_ar import reference_normal  # noqa: E402
 
 if not pkdali.plugin_path().is_file():
     pytest.skip(f"DALI plugin not built at {pkdali.plugin_path()} (run `make dali`)",
@@ -207,7 +210,183 @@ def test_sharpen_rsk_is_seeded_random_sharpening(cifar):
     assert abs(noise.mean()) < 0.03 and 0.07 < noise.std() < 0.13
 
 
+def rsk_reference_kernel(seed, index, epoch, center=2.5, std=0.1):
+    """The documented RSK draws: normals 8 * epoch + 0..4 of Philox (seed, index, 'SK')."""
+    z = [reference_normal(seed, index, 8 * epoch + j, stream=0x534B0001) for j in range(5)]
+    c = center + std * z[0]
+    n = [(c - 1) / 4 + std * v for v in z[1:]]
+    return torch.tensor([[0, -n[0], 0], [-n[1], c, -n[2]], [0, -n[3], 0]], dtype=torch.float32)
+
+
+def test_sharpen_rsk_draws_are_philox_of_seed_index_epoch(cifar):
+    images = mixed_sizes(cifar, torch.float32)
+    index = [np.int64(v) for v in (0, 7, 2**40 + 3, 12, 999)]
+    epoch = [np.int32(v) for v in (0, 3, 1, 0, 2)]
+    data = {"images": [x.permute(1, 2, 0).numpy().copy() for x in images], "index": index,
+            "epoch": epoch}
+
+    def rsk(images, index, epoch):
+        return pkdali.sharpen(images, std=0.1, seed=2**62 + 5, sample_index=index, epoch=epoch)
+
+    (out,) = run_pipeline(rsk, data)
+    for i, x in enumerate(images):
+        kernel = rsk_reference_kernel(2**62 + 5, int(index[i]), int(epoch[i]))
+        assert_close(out[i], ops.filter2d(x, kernel, padding="valid").permute(1, 2, 0))
+    # the same (seed, index, epoch) gives the same kernel in any batch position or size
+    order = [3, 1]
+    (again,) = run_pipeline(rsk, {k: [v[i] for i in order] for k, v in data.items()})
+    for j, i in enumerate(order):
+        np.testing.assert_array_equal(again[j], out[i])
+
+
+def test_sharpen_rsk_defaults_to_batch_position_and_iteration(cifar):
+    x = cifar["x_train"][:3].float() / 255
+    first, second = run_pipeline(lambda images: pkdali.sharpen(images, std=0.1, seed=9),
+                                 {"images": hwc(x)}, iterations=2)
+    for iteration, outs in enumerate((first[0], second[0])):
+        for i in range(3):
+            expected = ops.filter2d(x[i], rsk_reference_kernel(9, i, iteration), padding="valid")
+            assert_close(outs[i], expected.permute(1, 2, 0))
+
+
+# ---- ar_perturb
+
+@pytest.fixture(scope="module")
+def ar_coeffs():
+    return sample_coefficients(10, seed=1, progress=False).coeffs
+
+
+@pytest.mark.parametrize("key", [0, 2**64 - 1, 2**40 + 7])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_ar_perturb_equals_ar_poison_uint8(cifar, ar_coeffs, key, index_dtype):
+    pick = torch.arange(0, 10000, 625)  # 16 images, all classes
+    x, y = cifar["x_train"][pick], cifar["y_train"][pick]
+    indices = pick * 3 + 1
+    poison = ARPoison(ar_coeffs, key=key)
+    (out,) = run_pipeline(
+        lambda images, labels, indices: pkdali.ar_perturb(images, labels, indices, poison),
+        {"images": hwc(x), "labels": [np.array([v], np.int64) for v in y.tolist()],
+         "indices": [np.array([v], index_dtype) for v in indices.tolist()]}, {"images": "HWC"})
+    expected, _ = poison(x, y, indices)
+    assert not torch.equal(expected, x)
+    for i in range(len(x)):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def test_ar_perturb_float_mixed_sizes_linf_and_chw(cifar, ar_coeffs):
+    images = mixed_sizes(cifar, torch.float32)
+    y, indices = [3, 0, 9, 5, 1], [4, 0, 2**35, 17, 9999]
+    settings = {"eps": 8 / 255, "p": "inf", "crop": 2, "key": 31337}
+    for layout in ("HWC", "CHW"):
+        data = {"images": [(x if layout == "CHW" else x.permute(1, 2, 0)).numpy().copy()
+                           for x in images],
+                "labels": [np.array(v, np.int32) for v in y],
+                "indices": [np.array(v, np.int64) for v in indices]}
+        (out,) = run_pipeline(lambda images, labels, indices: pkdali.ar_perturb(
+            images, labels, indices, ar_coeffs, **settings), data, {"images": layout})
+        for i, x in enumerate(images):
+            expected = ops.ar_poison(x, ar_coeffs, torch.tensor(y[i]), torch.tensor(indices[i]),
+                                     **settings)
+            got = out[i] if layout == "CHW" else out[i].transpose(2, 0, 1)
+            assert_close(np.ascontiguousarray(got), expected)
+
+
+def test_ar_perturb_refuses_an_exploding_class(cifar, ar_coeffs):
+    coeffs = ar_coeffs.clone()
+    coeffs[2] = 0.0
+    coeffs[2, :, 2, 1] = 3.0  # x[j] = 3 x[j-1]: overflows float32 along a row
+    x = cifar["x_train"][:2]
+    with pytest.raises(RuntimeError, match="coefficients.*class 2 overflows"):
+        run_pipeline(lambda images, labels, indices: pkdali.ar_perturb(images, labels, indices,
+                                                                       coeffs),
+                     {"images": [np.ascontiguousarray(np.tile(hwc(x)[i], (3, 3, 1)))
+                                 for i in range(2)],
+                      "labels": [np.array([1]), np.array([2])],
+                      "indices": [np.array([0]), np.array([1])]})
+
+
+# ---- project_out
+
+@pytest.fixture(scope="module")
+def projection():
+    q, _ = torch.linalg.qr(torch.randn(3 * 32 * 32, 10, generator=torch.Generator().manual_seed(3),
+                                       dtype=torch.float64))
+    return Projection(q.float(), (3, 32, 32), 0.5, torch.zeros(10, 3 * 32 * 32))
+
+
+@pytest.mark.parametrize("dtype, clamp", [(torch.uint8, False), (torch.uint8, True),
+                                          (torch.float32, False), (torch.float32, True)])
+def test_project_out_equals_torch(cifar, projection, dtype, clamp):
+    x = cifar["x_train"][::1250]
+    x = x if dtype == torch.uint8 else x.float() / 255
+    (out,) = run_pipeline(lambda images: pkdali.project_out(images, projection, clamp=clamp),
+                          {"images": hwc(x)})
+    expected = ops.project_out(x, projection.Q, clamp)
+    assert out[0].dtype == (np.uint8 if dtype == torch.uint8 and clamp else np.float32)
+    for i in range(len(x)):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def test_project_out_from_saved_file_and_chw(cifar, projection, tmp_path):
+    path = projection.save(tmp_path / "projection.pt")
+    x = cifar["x_train"][1::2000]
+    (out,) = run_pipeline(lambda images: pkdali.project_out(images, str(path)),
+                          {"images": [v.numpy().copy() for v in x]}, {"images": "CHW"})
+    expected = ops.project_out(x, projection.Q)
+    for i in range(len(x)):
+        assert_close(out[i], expected[i])
+
+
+# ---- lowpass
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("basis, shape", [("dct", "square"), ("fft", "disk")])
+def test_lowpass_equals_torch(cifar, dtype, basis, shape):
+    x = cifar["x_train"][::1250]
+    x = x if dtype == torch.uint8 else x.float() / 255
+    (out,) = run_pipeline(lambda images: pkdali.lowpass(images, keep=0.3, basis=basis,
+                                                        shape=shape), {"images": hwc(x)})
+    expected = ops.lowpass(x, 0.3, basis, shape)
+    for i in range(len(x)):
+        assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def test_lowpass_mixed_sizes_chw_and_no_clamp(cifar):
+    images = mixed_sizes(cifar, torch.float32)
+    sizes = sorted({tuple(x.shape[1:]) for x in images})
+    for layout, clamp in (("HWC", True), ("CHW", False)):
+        data = [(x if layout == "CHW" else x.permute(1, 2, 0)).numpy().copy() for x in images]
+        (out,) = run_pipeline(lambda images: pkdali.lowpass(images, sizes=sizes, keep=0.5,
+                                                            shape="disk", clamp=clamp),
+                              {"images": data}, {"images": layout})
+        for i, x in enumerate(images):
+            expected = ops.lowpass(x, 0.5, "dct", "disk", clamp)
+            got = out[i] if layout == "CHW" else out[i].transpose(2, 0, 1)
+            assert_close(np.ascontiguousarray(got), expected)
+        if not clamp:
+            assert min(o.min() for o in out) < 0  # really unclamped
+
+
+def test_lowpass_size_without_basis_names_sizes(cifar):
+    with pytest.raises(RuntimeError, match="sizes"):
+        run_pipeline(lambda images: pkdali.lowpass(images, sizes=[(30, 30)]),
+                     {"images": hwc(cifar["x_train"][:2])})
+    with pytest.raises(ValueError, match="sizes"):
+        pkdali.lowpass(None, sizes=[(32, 0)])
+
+
 # ---- errors name the argument
+
+def ar(images, labels, indices, **kw):
+    args = {"coefficients": [0.125] * 270, "channels": 3, **kw}
+    return fn.poisonkit.ar_perturb(images, labels, indices, **args)
+
+
+def lowpass(images, **kw):
+    args = {"sizes": [32, 32], "rank_h": [9], "rank_w": [9], "rows": [0.1] * 9 * 32,
+            "cols": [0.1] * 9 * 32, **kw}
+    return fn.poisonkit.lowpass(images, **args)
+
 
 @pytest.mark.parametrize("build, match", [
     (lambda images, labels: fn.poisonkit.classwise_blur(images, labels, kernels=[0.1] * 10),
@@ -226,6 +405,34 @@ def test_sharpen_rsk_is_seeded_random_sharpening(cifar):
     (lambda images, labels: fn.poisonkit.sharpen(fn.cast(images, dtype=types.FLOAT64)), "images"),
     (lambda images, labels: fn.poisonkit.classwise_blur(
         images, fn.cast(labels, dtype=types.FLOAT), kernels=[0.1] * 90), "labels"),
+    (lambda images, labels: fn.poisonkit.sharpen(images, std=0.1, epoch=-1), "epoch"),
+    (lambda images, labels: fn.poisonkit.sharpen(images, std=0.1, sample_index=-2),
+     "sample_index"),
+    (lambda images, labels: ar(images, labels, labels, coefficients=[0.1] * 26), "coefficients"),
+    (lambda images, labels: ar(images, labels, labels, coefficients=[float("nan")] * 270),
+     "coefficients"),
+    (lambda images, labels: ar(images, labels, labels, channels=1), "channels"),
+    (lambda images, labels: ar(images, labels, labels, eps=0.0), "eps"),
+    (lambda images, labels: ar(images, labels, labels, p=3.0), "argument `p`"),
+    (lambda images, labels: ar(images, labels, labels, crop=-1), "crop"),
+    (lambda images, labels: ar(images, labels, labels, coefficients=[0.1] * 27 * 3),
+     "labels"),  # 3 classes, labels up to 9
+    (lambda images, labels: ar(images, labels, labels - 5), "indices"),
+    (lambda images, labels: ar(images, labels, fn.cast(labels, dtype=types.FLOAT)), "indices"),
+    (lambda images, labels: fn.poisonkit.project_out(images, q=[0.1] * 30, q_shape=[3072, 9]),
+     "`q`"),
+    (lambda images, labels: fn.poisonkit.project_out(images, q=[0.1] * 30, q_shape=[3, 10]),
+     "q_shape"),
+    (lambda images, labels: fn.poisonkit.project_out(images, q=[0.1] * 3000, q_shape=[3000, 1]),
+     "images"),
+    (lambda images, labels: fn.poisonkit.project_out(images, q=[float("inf")] * 3072,
+                                                     q_shape=[3072, 1]), "`q`"),
+    (lambda images, labels: lowpass(images, sizes=[32]), "sizes"),
+    (lambda images, labels: lowpass(images, rank_h=[33]), "rank_h"),
+    (lambda images, labels: lowpass(images, rank_w=[9, 9]), "rank_w"),
+    (lambda images, labels: lowpass(images, rows=[0.1] * 9), "`rows`"),
+    (lambda images, labels: lowpass(images, cols=[float("nan")] * 9 * 32), "`cols`"),
+    (lambda images, labels: lowpass(images, mask=[1.0] * 80), "`mask`"),
 ])
 def test_bad_arguments_name_the_argument(cifar, build, match):
     x, y = cifar["x_train"][::2000], cifar["y_train"][::2000]
@@ -289,6 +496,51 @@ def test_training_pipeline_keeps_partial_batch_and_matches_torch(cifar):
                 assert flipped or torch.allclose(image, ref, atol=1e-5)
             seen += len(images)
         assert sizes == [4, 4, 2]
+
+
+def test_training_pipeline_ar_poison_follows_sample_indices(cifar, ar_coeffs):
+    index = torch.arange(5, 10000, 1000)  # 10 images
+    x, y = cifar["x_train"][index], cifar["y_train"][index]
+    source = pkdali.BatchSource(x.permute(0, 2, 3, 1).numpy(), y.numpy(), batch_size=4,
+                                shuffle=True, seed=3)
+    poison = ARPoison(ar_coeffs, key=2**63 + 11)
+    poisoned, _ = poison(x, y, torch.arange(10))
+    expected = (poisoned.float() - 127.5) / 127.5
+    loader = pkdali.torch_iterator(pkdali.training_pipeline(source, ar_poison=poison,
+                                                            mirror=False))
+    for _epoch in range(2):
+        seen = []
+        for batch in loader:  # shuffled: find each image's sample by its poison
+            for image, label in zip(batch[0]["images"], batch[0]["labels"]):
+                match = [j for j in range(10) if torch.allclose(image, expected[j], atol=1e-6)]
+                assert len(match) == 1 and label == y[match[0]]
+                seen += match
+        assert sorted(seen) == list(range(10)) and seen != list(range(10))
+
+
+def test_training_pipeline_ssk_then_lowpass(cifar):
+    x, y = cifar["x_train"][:6], cifar["y_train"][:6]
+    source = pkdali.BatchSource(x.permute(0, 2, 3, 1).numpy(), y.numpy(), batch_size=6)
+    pipe = pkdali.training_pipeline(source, sharpen_std=0.0, lowpass_keep=0.3, mirror=False)
+    sharpened = ops.filter2d(x, ssk_kernel().expand(6, 3, 3).contiguous(), padding="valid")
+    expected = (ops.lowpass(sharpened, 0.3).float() - 127.5) / 127.5
+    (batch,) = list(pkdali.torch_iterator(pipe))
+    assert batch[0]["images"].shape == (6, 3, 30, 30)
+    torch.testing.assert_close(batch[0]["images"], expected, rtol=0, atol=1e-6)
+
+
+def test_helpers_validate_before_building(projection):
+    with pytest.raises(ValueError, match="poison_kernels, ar_poison"):
+        pkdali.training_pipeline(pkdali.BatchSource(np.zeros((2, 4, 4, 3), np.uint8), [0, 1], 2),
+                                 poison_kernels=class_kernels(), ar_poison=ARPoison(10))
+    with pytest.raises(ValueError, match="p: expected 2 or inf"):
+        pkdali.ar_perturb(None, None, None, torch.zeros(2, 3, 3, 3), p=1)
+    with pytest.raises(ValueError, match="coefficients"):
+        pkdali.ar_perturb(None, None, None, torch.zeros(2, 3, 3))
+    with pytest.raises(ValueError, match="projection"):
+        pkdali.project_out(None, projection.Q[None])
+    with pytest.raises(FileNotFoundError, match="path"):
+        pkdali.project_out(None, "/nonexistent/projection.pt")
 
 
 def test_batch_source_validates():

@@ -3,6 +3,7 @@
 // inputs), and error messages that name the argument.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,37 @@ std::vector<T> per_sample_arg(const ::dali::OpSpec& spec, const ::dali::Argument
                                                "type, got ", arg.type()));));
   }
   return out;
+}
+
+// Reads one integer per sample from a CPU input (`what` names it in errors, e.g.
+// "input 1 (labels)"): any integer type, one element per sample.
+inline std::vector<int64_t> per_sample_integers(const ::dali::TensorList<::dali::CPUBackend>& in,
+                                                int nsamples, const std::string& what) {
+  DALI_ENFORCE(in.num_samples() == nsamples,
+               ::dali::make_string(what, ": expected one value per image (", nsamples, "), got ",
+                                   in.num_samples()));
+  std::vector<int64_t> out(nsamples);
+  for (int i = 0; i < nsamples; ++i) {
+    DALI_ENFORCE(::dali::volume(in.tensor_shape(i)) == 1,
+                 ::dali::make_string(what, ": expected one value per sample, got shape ",
+                                     in.tensor_shape(i), " for sample ", i));
+    TYPE_SWITCH(in.type(), ::dali::type2id, L,
+                (uint8_t, int8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t),
+                (out[i] = static_cast<int64_t>(in.template tensor<L>(i)[0]);),
+                (DALI_FAIL(::dali::make_string(what, ": expected an integer type, got ",
+                                               in.type()));));
+  }
+  return out;
+}
+
+// Fails with a message naming `what` unless every value lies in [lo, hi).
+inline void enforce_range(const std::vector<int64_t>& values, int64_t lo, int64_t hi,
+                          const std::string& what) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    DALI_ENFORCE(values[i] >= lo && values[i] < hi,
+                 ::dali::make_string(what, ": expected values in [", lo, ", ", hi, "), got ",
+                                     values[i], " for sample ", i));
+  }
 }
 
 // Fails with a message naming `name` unless every value is finite.

@@ -8,33 +8,6 @@
 
 namespace poisonkit::dali_ops {
 
-namespace {
-
-// Reads one integer label per sample from input 1, checking it against [0, num_classes).
-std::vector<int64_t> read_labels(const ::dali::TensorList<::dali::CPUBackend>& labels,
-                                 int nsamples, int num_classes) {
-  DALI_ENFORCE(labels.num_samples() == nsamples,
-               ::dali::make_string("input 1 (labels): expected one label per image (", nsamples,
-                                   "), got ", labels.num_samples()));
-  std::vector<int64_t> out(nsamples);
-  for (int i = 0; i < nsamples; ++i) {
-    DALI_ENFORCE(::dali::volume(labels.tensor_shape(i)) == 1,
-                 ::dali::make_string("input 1 (labels): expected one label per sample, got shape ",
-                                     labels.tensor_shape(i), " for sample ", i));
-    TYPE_SWITCH(labels.type(), ::dali::type2id, L,
-                (uint8_t, int8_t, uint16_t, int16_t, int32_t, uint32_t, int64_t, uint64_t),
-                (out[i] = static_cast<int64_t>(labels.template tensor<L>(i)[0]);),
-                (DALI_FAIL(::dali::make_string("input 1 (labels): expected an integer type, got ",
-                                               labels.type()));));
-    DALI_ENFORCE(out[i] >= 0 && out[i] < num_classes,
-                 ::dali::make_string("input 1 (labels): expected class indices in [0, ",
-                                     num_classes, "), got ", out[i], " for sample ", i));
-  }
-  return out;
-}
-
-}  // namespace
-
 template <typename Backend>
 class ClasswiseBlur : public Filter2dOp<Backend> {
  public:
@@ -60,7 +33,8 @@ class ClasswiseBlur : public Filter2dOp<Backend> {
   void PrepareKernels(const ::dali::Workspace& ws,
                       const std::vector<PlanarShape>& shapes) override {
     const int n = static_cast<int>(shapes.size());
-    const auto labels = read_labels(ws.Input<::dali::CPUBackend>(1), n, num_classes_);
+    const auto labels = per_sample_integers(ws.Input<::dali::CPUBackend>(1), n, "input 1 (labels)");
+    enforce_range(labels, 0, num_classes_, "input 1 (labels)");
     const int taps = this->params_.taps();
     this->weights_.resize(static_cast<size_t>(n) * taps);
     for (int i = 0; i < n; ++i) {

@@ -1,6 +1,6 @@
 // Base of every poisonkit DALI operator: input 0 is a batch of images (HWC by default, CHW
 // when the layout says so; uint8 or float32), output 0 the processed images in the same
-// layout and type. The base validates the images, plans the output shapes, converts the
+// layout and, unless OutputType says otherwise (uint8 in, float out), the same type. The base validates the images, plans the output shapes, converts the
 // layout around the shared planar kernels and schedules the work: one sample per task on
 // DALI's thread pool (CPU), one launch per group of same-shaped samples on DALI's stream
 // (GPU). An operator implements the hooks below for one planar image (CPU) or one
@@ -33,12 +33,18 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
   // ---- Hooks. Prepare reads and validates this batch's arguments (host side).
   virtual void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) = 0;
   virtual PlanarShape OutputShape(int sample, const PlanarShape& in) const { return in; }
+  // The output type: the input's, or float for uint8 input (then the uint8 -> float
+  // overloads of RunCpu / RunGpu run).
+  virtual ::dali::DALIDataType OutputType(::dali::DALIDataType in) const { return in; }
   // CPU: one planar image; scratch holds CpuScratchFloats floats for this thread.
   virtual size_t CpuScratchFloats(int sample, const PlanarShape& in) const { return 0; }
   virtual void RunCpu(int sample, const PlanarShape& in, const uint8_t* x, uint8_t* y,
                       float* scratch) const = 0;
   virtual void RunCpu(int sample, const PlanarShape& in, const float* x, float* y,
                       float* scratch) const = 0;
+  virtual void RunCpu(int, const PlanarShape&, const uint8_t*, float*, float*) const {
+    DALI_FAIL("poisonkit: internal error: this operator has no uint8 -> float path");
+  }
 #if defined(POISONKIT_WITH_CUDA)
   // GPU: samples (batch indices) share shape `in`; x and y are contiguous NCHW on device.
   virtual void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
@@ -47,6 +53,10 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
   virtual void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x,
                       float* y, ::dali::kernels::Scratchpad& scratch,
                       cudaStream_t stream) const = 0;
+  virtual void RunGpu(const std::vector<int>&, const PlanarShape&, const uint8_t*, float*,
+                      ::dali::kernels::Scratchpad&, cudaStream_t) const {
+    DALI_FAIL("poisonkit: internal error: this operator has no uint8 -> float path");
+  }
 #endif
 
   bool SetupImpl(std::vector<::dali::OutputDesc>& output_desc,
@@ -81,7 +91,7 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
                                         : ::dali::TensorShape<3>{o.h, o.w, o.c});
     }
     output_desc.resize(1);
-    output_desc[0] = {out_shape, in.type()};
+    output_desc[0] = {out_shape, OutputType(in.type())};
     return true;  // DALI 2.x: outputs are always inferred here
   }
 
@@ -89,10 +99,12 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
     const auto& in = ws.Input<Backend>(0);
     auto& out = ws.Output<Backend>(0);
     out.SetLayout(in.GetLayout());
-    if (in.type() == ::DALI_UINT8) {
-      Run<uint8_t>(ws, in, out);
+    if (in.type() == ::DALI_FLOAT) {
+      Run<float, float>(ws, in, out);
+    } else if (out.type() == ::DALI_FLOAT) {
+      Run<uint8_t, float>(ws, in, out);
     } else {
-      Run<float>(ws, in, out);
+      Run<uint8_t, uint8_t>(ws, in, out);
     }
   }
 
@@ -100,13 +112,13 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
   ImageLayout layout_ = ImageLayout::HWC;
 
  private:
-  template <typename T, typename List, typename OutList>
+  template <typename Tin, typename Tout, typename List, typename OutList>
   void Run(::dali::Workspace& ws, const List& in, OutList& out) {
     if constexpr (std::is_same_v<Backend, ::dali::CPUBackend>) {
-      RunAllCpu<T>(ws, in, out);
+      RunAllCpu<Tin, Tout>(ws, in, out);
     } else {
 #if defined(POISONKIT_WITH_CUDA)
-      RunAllGpu<T>(ws, in, out);
+      RunAllGpu<Tin, Tout>(ws, in, out);
 #endif
     }
   }
@@ -123,22 +135,22 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
     return reinterpret_cast<T*>(v.data());
   }
 
-  template <typename T>
+  template <typename Tin, typename Tout>
   void RunAllCpu(::dali::Workspace& ws, const ::dali::TensorList<::dali::CPUBackend>& in,
                  ::dali::TensorList<::dali::CPUBackend>& out) {
     auto& pool = ws.GetThreadPool();
     buffers_.resize(pool.NumThreads());
     for (int i = 0; i < in.num_samples(); ++i) {
-      pool.AddWork([&, i](int thread) { RunSampleCpu<T>(i, in.template tensor<T>(i),
-                                                       out.template mutable_tensor<T>(i),
-                                                       buffers_[thread]); },
-                   shapes_[i].volume());
+      pool.AddWork([&, i](int thread) {
+        RunSampleCpu<Tin, Tout>(i, in.template tensor<Tin>(i),
+                                out.template mutable_tensor<Tout>(i), buffers_[thread]);
+      }, shapes_[i].volume());
     }
     pool.RunAll();
   }
 
-  template <typename T>
-  void RunSampleCpu(int i, const T* x, T* y, ThreadBuffers& b) const {
+  template <typename Tin, typename Tout>
+  void RunSampleCpu(int i, const Tin* x, Tout* y, ThreadBuffers& b) const {
     const PlanarShape& s = shapes_[i];
     const PlanarShape& o = out_shapes_[i];
     float* scratch = as_buffer<float>(b.scratch, CpuScratchFloats(i, s));
@@ -146,15 +158,15 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
       RunCpu(i, s, x, y, scratch);
       return;
     }
-    T* px = as_buffer<T>(b.planar_in, s.volume());
-    T* py = as_buffer<T>(b.planar_out, o.volume());
+    Tin* px = as_buffer<Tin>(b.planar_in, s.volume());
+    Tout* py = as_buffer<Tout>(b.planar_out, o.volume());
     to_planar(x, s, strides_of(layout_, s), px);
     RunCpu(i, s, px, py, scratch);
     from_planar(py, o, strides_of(layout_, o), y);
   }
 
 #if defined(POISONKIT_WITH_CUDA)
-  template <typename T>
+  template <typename Tin, typename Tout>
   void RunAllGpu(::dali::Workspace& ws, const ::dali::TensorList<::dali::GPUBackend>& in,
                  ::dali::TensorList<::dali::GPUBackend>& out) {
     const cudaStream_t stream = ws.stream();
@@ -165,20 +177,20 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
     for (const auto& [shape, samples] : groups) {
       const auto& [s, o] = shape;
       const int n = static_cast<int>(samples.size());
-      std::vector<const T*> srcs;
-      std::vector<T*> dsts;
+      std::vector<const Tin*> srcs;
+      std::vector<Tout*> dsts;
       for (int i : samples) {
-        srcs.push_back(in.template tensor<T>(i));
-        dsts.push_back(out.template mutable_tensor<T>(i));
+        srcs.push_back(in.template tensor<Tin>(i));
+        dsts.push_back(out.template mutable_tensor<Tout>(i));
       }
-      T* px = scratch.AllocateGPU<T>(n * s.volume());
-      T* py = scratch.AllocateGPU<T>(n * o.volume());
-      enforce_cuda(gather_planar_cuda<T>(scratch.ToGPU(stream, srcs), px, n, s,
-                                         strides_of(layout_, s), stream),
+      Tin* px = scratch.AllocateGPU<Tin>(n * s.volume());
+      Tout* py = scratch.AllocateGPU<Tout>(n * o.volume());
+      enforce_cuda(gather_planar_cuda<Tin>(scratch.ToGPU(stream, srcs), px, n, s,
+                                           strides_of(layout_, s), stream),
                    "poisonkit: layout copy");
       RunGpu(samples, s, px, py, scratch, stream);
-      enforce_cuda(scatter_planar_cuda<T>(py, scratch.ToGPU(stream, dsts), n, o,
-                                          strides_of(layout_, o), stream),
+      enforce_cuda(scatter_planar_cuda<Tout>(py, scratch.ToGPU(stream, dsts), n, o,
+                                             strides_of(layout_, o), stream),
                    "poisonkit: layout copy");
     }
   }

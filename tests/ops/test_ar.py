@@ -40,9 +40,9 @@ def test_python_philox_matches_random123(ctr, key, expected):
     assert tuple(philox4x32_10(ctr, key)) == expected
 
 
-def reference_normal(key, index, d):
-    """Normal draw d of (key, index) from the documented layout, in float64."""
-    words = philox4x32_10((d // 4, index & M32, index >> 32, CANVAS_STREAM),
+def reference_normal(key, index, d, stream=CANVAS_STREAM):
+    """Normal draw d of (key, index, stream) from the documented layout, in float64."""
+    words = philox4x32_10((d // 4, index & M32, index >> 32, stream),
                           (key & M32, key >> 32))
     w = 2 * ((d // 2) % 2)
     u1, u2 = [((x >> 9) + 0.5) / 2**23 for x in words[w:w + 2]]

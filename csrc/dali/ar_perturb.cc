@@ -1,0 +1,195 @@
+// fn.poisonkit.ar_perturb: the AR poison (Sandoval-Segura et al., NeurIPS 2022). Each image
+// gets the AR perturbation of (key, its sample index, its class), added in [0,1] units and
+// clamped (uint8: rounded to nearest): the same kernels as the torch op ar_poison, so the
+// same key and sample index give the same poisoned image in torch and in DALI.
+#include <cmath>
+#include <limits>
+
+#include "../kernels/ar.h"
+#include "args.h"
+#include "image_op.h"
+
+namespace poisonkit::dali_ops {
+
+namespace {
+
+// Canvas draws are numbered with 32-bit Philox block counters (4 draws per block), as in
+// the torch op.
+constexpr int64_t kMaxCanvasDraws = int64_t{1} << 33;
+
+}  // namespace
+
+template <typename Backend>
+class ArPerturb : public PlanarImageOp<Backend> {
+ public:
+  explicit ArPerturb(const ::dali::OpSpec& spec) : PlanarImageOp<Backend>(spec) {
+    channels_ = spec.GetArgument<int>("channels");
+    DALI_ENFORCE(channels_ >= 1, ::dali::make_string("argument `channels`: expected >= 1, got ",
+                                                     channels_));
+    coeffs_ = spec.GetRepeatedArgument<float>("coefficients");
+    const size_t per_class = static_cast<size_t>(channels_) * kArTaps;
+    DALI_ENFORCE(!coeffs_.empty() && coeffs_.size() % per_class == 0,
+                 ::dali::make_string("argument `coefficients`: expected num_classes * ",
+                                     channels_, " * 3 * 3 values ([K, C, 3, 3] with C = ",
+                                     "`channels` = ", channels_, "), got ", coeffs_.size()));
+    enforce_finite(coeffs_, "coefficients");
+    num_classes_ = static_cast<int>(coeffs_.size() / per_class);
+
+    const float eps = spec.GetArgument<float>("eps");
+    DALI_ENFORCE(std::isfinite(eps) && eps > 0.0f,
+                 ::dali::make_string("argument `eps`: expected a positive finite number, got ",
+                                     eps));
+    const float p = spec.GetArgument<float>("p");
+    DALI_ENFORCE(p == 2.0f || p == std::numeric_limits<float>::infinity(),
+                 ::dali::make_string("argument `p`: expected 2 or inf, got ", p));
+    const int crop = spec.GetArgument<int>("crop");
+    DALI_ENFORCE(crop >= 0, ::dali::make_string("argument `crop`: expected >= 0, got ", crop));
+    params_.channels = channels_;
+    params_.crop = crop;
+    params_.eps = eps;
+    params_.norm = p == 2.0f ? ArNorm::L2 : ArNorm::Linf;
+    params_.key = static_cast<uint64_t>(spec.GetArgument<int64_t>("key"));
+  }
+
+ protected:
+  void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) override {
+    const int n = static_cast<int>(shapes.size());
+    labels_ = per_sample_integers(ws.Input<::dali::CPUBackend>(1), n, "input 1 (labels)");
+    enforce_range(labels_, 0, num_classes_, "input 1 (labels)");
+    indices_ = per_sample_integers(ws.Input<::dali::CPUBackend>(2), n, "input 2 (indices)");
+    enforce_range(indices_, 0, std::numeric_limits<int64_t>::max(), "input 2 (indices)");
+    for (int i = 0; i < n; ++i) {
+      const PlanarShape& s = shapes[i];
+      DALI_ENFORCE(s.c == channels_,
+                   ::dali::make_string("input 0 (images): expected ", channels_, " channels (",
+                                       "argument `channels`), sample ", i, " has ", s.c));
+      const int64_t draws = int64_t{s.c} * (s.h + params_.crop) * (s.w + params_.crop);
+      DALI_ENFORCE(draws < kMaxCanvasDraws,
+                   ::dali::make_string("input 0 (images): sample ", i, " is too large for its ",
+                                       "AR canvas (at most 2^33 draws per sample)"));
+    }
+  }
+
+  ArParams params_for(const PlanarShape& s) const {
+    ArParams p = params_;
+    p.height = s.h;
+    p.width = s.w;
+    return p;
+  }
+
+  size_t CpuScratchFloats(int, const PlanarShape& in) const override {
+    return ar_poison_cpu_scratch_floats(params_for(in));
+  }
+
+  void RunCpu(int i, const PlanarShape& in, const uint8_t* x, uint8_t* y,
+              float* scratch) const override {
+    RunSampleCpu(i, in, x, y, scratch);
+  }
+  void RunCpu(int i, const PlanarShape& in, const float* x, float* y,
+              float* scratch) const override {
+    RunSampleCpu(i, in, x, y, scratch);
+  }
+
+  template <typename T>
+  void RunSampleCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
+    const bool finite = ar_poison_sample_cpu<T>(x, y, class_coeffs(labels_[i]),
+                                                static_cast<uint64_t>(indices_[i]),
+                                                params_for(in), scratch);
+    EnforceFinite(finite, labels_[i]);
+  }
+
+#if defined(POISONKIT_WITH_CUDA)
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
+              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
+              cudaStream_t stream) const override {
+    RunGroupGpu(samples, in, x, y, scratch, stream);
+  }
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
+              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
+    RunGroupGpu(samples, in, x, y, scratch, stream);
+  }
+
+  // One launch per group; the finiteness flags are read back (a stream synchronisation,
+  // as in the torch CUDA op) so that an unstable class fails instead of giving NaN images.
+  template <typename T>
+  void RunGroupGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+                   ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+    const ArParams p = params_for(in);
+    const int64_t n = static_cast<int64_t>(samples.size());
+    std::vector<int64_t> labels, indices;
+    for (int i : samples) {
+      labels.push_back(labels_[i]);
+      indices.push_back(indices_[i]);
+    }
+    uint8_t* finite_gpu = scratch.AllocateGPU<uint8_t>(n);
+    float* work = scratch.AllocateGPU<float>(ar_poison_cuda_scratch_floats(p, n));
+    enforce_cuda(ar_poison_cuda<T>(x, y, scratch.ToGPU(stream, coeffs_),
+                                   scratch.ToGPU(stream, labels), scratch.ToGPU(stream, indices),
+                                   n, p, finite_gpu, work, stream),
+                 "poisonkit: ar_poison launch");
+    std::vector<uint8_t> finite(n);
+    enforce_cuda(cudaMemcpyAsync(finite.data(), finite_gpu, n, cudaMemcpyDeviceToHost, stream),
+                 "poisonkit: ar_poison flags");
+    enforce_cuda(cudaStreamSynchronize(stream), "poisonkit: ar_poison");
+    for (int64_t j = 0; j < n; ++j) EnforceFinite(finite[j], labels[j]);
+  }
+#endif
+
+ private:
+  const float* class_coeffs(int64_t label) const {
+    return coeffs_.data() + label * channels_ * kArTaps;
+  }
+
+  static void EnforceFinite(bool finite, int64_t label) {
+    DALI_ENFORCE(finite, ::dali::make_string("argument `coefficients`: the AR process of class ",
+                                             label, " overflows float32 (unstable coefficients; ",
+                                             "draw them with poisonkit.poisons.ar.",
+                                             "sample_coefficients)"));
+  }
+
+  std::vector<float> coeffs_;
+  int channels_ = 0;
+  int num_classes_ = 0;
+  ArParams params_;
+  std::vector<int64_t> labels_, indices_;
+};
+
+}  // namespace poisonkit::dali_ops
+
+// Schema and registration live in DALI's namespace, where its macros expect them.
+namespace dali {
+
+DALI_SCHEMA(poisonkit__ar_perturb)
+    .DocStr(R"(The AR poison (Sandoval-Segura et al., NeurIPS 2022): adds to every image the
+autoregressive perturbation of its class, generated from Philox normal draws of (``key``, the
+image's sample index), cropped by ``crop`` and scaled to an Lp norm of ``eps`` in [0, 1] units;
+the result is clamped to [0, 1] (uint8 output rounds to nearest). Equal to the torch op
+poisonkit.ops.ar_poison / ARPoison for the same coefficients, key and sample indices (uint8
+exactly). Apply it to the stored images before any augmentation. The GPU backend reads back
+one finiteness flag per group of same-sized images (a stream synchronisation).)")
+    .NumInput(3)
+    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
+    .InputDox(1, "labels", "TensorList", "one integer class index per image, on the CPU.")
+    .InputDox(2, "indices", "TensorList", R"(one integer sample index (>= 0) per image, on the
+CPU: the image's position in the dataset, which picks its perturbation.)")
+    .InputDevice(1, InputDevice::CPU)
+    .InputDevice(2, InputDevice::CPU)
+    .InputLayout(0, {"HWC", "CHW"})
+    .NumOutput(1)
+    .AddArg("coefficients", R"(The classes' AR coefficients [K, C, 3, 3], flattened (class 0
+first; poisonkit.poisons.ar.sample_coefficients draws them).)", ::DALI_FLOAT_VEC)
+    .AddOptionalArg("channels", "C, the channels of the images and of the coefficients.", 3)
+    .AddOptionalArg("eps", "Lp norm of each perturbation, in [0, 1] units.", 1.0f)
+    .AddOptionalArg("p", "The norm: 2 or inf.", 2.0f)
+    .AddOptionalArg("crop", "Leading rows and columns of the AR canvas dropped.", 4)
+    .AddOptionalArg("key", R"(The poison's 64-bit key (the owner's secret), as a signed int64:
+keys from 2^63 to 2^64 - 1 are passed as key - 2^64 (poisonkit.dali.ar_perturb does this).)",
+                    int64_t{0});
+
+using poisonkit::dali_ops::ArPerturb;
+DALI_REGISTER_OPERATOR(poisonkit__ar_perturb, ArPerturb<CPUBackend>, CPU);
+#if defined(POISONKIT_WITH_CUDA)
+DALI_REGISTER_OPERATOR(poisonkit__ar_perturb, ArPerturb<GPUBackend>, GPU);
+#endif
+
+}  // namespace dali
