@@ -25,7 +25,8 @@ def filter2d(x: torch.Tensor, weights: torch.Tensor, padding: str = "zeros",
     kernel per image, shared by its channels) or [N, C, kh, kw]; for a CHW image drop N.
     Kernel sizes are odd, 1 to 7. padding: 'zeros', 'reflect', 'replicate' or 'valid'
     (no padding: the output shrinks by kh-1, kw-1). normalize='max' divides each image by
-    its own global max over C, H, W (the CUDA poison). uint8 output rounds half up, or
+    its own global max over C, H, W (the CUDA poison); the max ignores NaN (NaN pixels stay
+    NaN) and an image whose max is not positive is left as filtered. uint8 output rounds half up, or
     truncates with rounding='truncate' (the CUDA poison's reference); float output is
     clamped to [0, 1] unless clamp=False.
     """
