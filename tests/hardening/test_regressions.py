@@ -38,3 +38,9 @@ def test_ar_poison_single_image_takes_exactly_one_label_and_index():
         ops.ar_poison(x, coeffs, torch.tensor(0), torch.tensor([1, 2]), 0)
     assert torch.equal(ops.ar_poison(x, coeffs, 0, 3, 5), ops.ar_poison(x, coeffs, torch.tensor(0),
                                                                         torch.tensor([3]), 5))
+
+
+def test_ar_poison_transform_names_p():
+    from poisonkit.transforms import ARPoison
+    with pytest.raises(ValueError, match="p: expected 2 or inf, got 'fro'"):
+        ARPoison(torch.zeros(1, 1, 3, 3), p="fro")
