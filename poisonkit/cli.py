@@ -83,6 +83,19 @@ def _fit_projection(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from .inspect import inspect_path, write_report
+    try:
+        report = inspect_path(args.data, seed=args.seed)
+    except ValueError as e:  # bad data: a message, not a traceback
+        print(f"poisonkit inspect: error: {e}", file=sys.stderr)
+        return 2
+    paths = write_report(report, args.out)
+    print(paths["markdown"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 1 if report["flagged"] and args.fail_on_flag else 0
+
+
 def _poison(args: argparse.Namespace) -> int:
     from .poisons.export import poison_dataset
     out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format, key=args.key,
@@ -154,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     poison.add_argument("--batch-size", type=int, default=1024)
     poison.add_argument("--force", action="store_true", help="replace an earlier poisoned copy")
     poison.set_defaults(func=_poison)
+    insp = sub.add_parser("inspect", help="look for class-wise shortcuts (poisons) in a "
+                                          "labelled dataset before training on it")
+    insp.add_argument("--data", required=True,
+                      help=".npz (x_train / y_train) or a folder of class folders (or with train/)")
+    insp.add_argument("--out", default="out/inspect", help="output folder (default out/inspect)")
+    insp.add_argument("--seed", type=int, default=0, help="linear model and label-shuffle seed")
+    insp.add_argument("--fail-on-flag", action="store_true",
+                      help="exit with status 1 when any signal is flagged (for scripts)")
+    insp.set_defaults(func=_inspect)
     return parser
 
 

@@ -124,26 +124,38 @@ def _torchvision_set(name: str, root: Path, download: bool) -> ImageDataset:
                         as_labels(splits[1]), len(splits[0].classes), f"torchvision {cls.__name__}")
 
 
-def _image_folder(path: Path) -> ImageDataset:
-    """An ImageFolder tree with train/ and test/ (or val/) subfolders of class folders."""
+def load_image_folder(root: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """(images uint8 NCHW RGB, labels int64, class names) from a folder of class folders.
+    A file that cannot be decoded or images of different sizes are errors naming a file."""
     from torchvision.datasets import ImageFolder
     from torchvision.transforms.v2 import functional as F
+    ds = ImageFolder(str(root))
+    images = []
+    for p, _ in tqdm(ds.samples, desc=f"load {ds.root}"):
+        try:
+            images.append(F.pil_to_tensor(ds.loader(p).convert("RGB")))
+        except OSError as e:  # PIL's UnidentifiedImageError and truncated files
+            raise ValueError(f"data: cannot read image {p} ({e})") from e
+    shapes = {}
+    for (p, _), im in zip(ds.samples, images):
+        shapes.setdefault(tuple(im.shape[1:]), p)
+    if len(shapes) > 1:
+        examples = ", ".join(f"{h}x{w} ({p})" for (h, w), p in list(shapes.items())[:3])
+        raise ValueError(f"data: {ds.root}: images differ in size: {examples}; resize them "
+                         "to one size first")
+    return torch.stack(images), torch.as_tensor(ds.targets, dtype=torch.int64), list(ds.classes)
+
+
+def _image_folder(path: Path) -> ImageDataset:
+    """An ImageFolder tree with train/ and test/ (or val/) subfolders of class folders."""
     test_dir = next((path / s for s in ("test", "val") if (path / s).is_dir()), None)
     if not (path / "train").is_dir() or test_dir is None:
         raise ValueError(f"data: ImageFolder {path} must hold train/ and test/ (or val/) "
                          "folders of class folders")
-    splits = [ImageFolder(str(d)) for d in (path / "train", test_dir)]
-    if splits[0].classes != splits[1].classes:
+    (xtr, ytr, classes), (xte, yte, test_classes) = (load_image_folder(d) for d in (path / "train", test_dir))
+    if classes != test_classes:
         raise ValueError(f"data: {path} train and test class folders differ")
-
-    def load(ds):
-        images = [F.pil_to_tensor(ds.loader(p).convert("RGB")) for p, _ in tqdm(ds.samples, desc=f"load {ds.root}")]
-        if len({tuple(im.shape) for im in images}) > 1:
-            raise ValueError(f"data: {ds.root}: images differ in size; resize them to one size first")
-        return torch.stack(images), torch.as_tensor(ds.targets, dtype=torch.int64)
-
-    (xtr, ytr), (xte, yte) = load(splits[0]), load(splits[1])
-    return ImageDataset(xtr, ytr, xte, yte, len(splits[0].classes), f"ImageFolder {path}")
+    return ImageDataset(xtr, ytr, xte, yte, len(classes), f"ImageFolder {path}")
 
 
 def _from_npz(path: Path) -> ImageDataset:

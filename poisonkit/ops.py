@@ -175,3 +175,31 @@ def _ar_filter_fake(x, coeffs):
     torch._check(x.dim() == 4, lambda: "ar_filter: x must be NCHW")
     n, _, h, w = x.shape
     return x.new_empty((n, coeffs.shape[0], h - 2, w - 2), dtype=torch.float32)
+
+
+def lowpass(x: torch.Tensor, keep: float = 0.30, basis: str = "dct", shape: str = "square",
+            clamp: bool = True) -> torch.Tensor:
+    """Frequency low-pass per channel (the FF of RSK+FF): keep the low frequencies of an
+    orthonormal DCT-II (basis='dct') or of the DFT (basis='fft'), inside a square or disk
+    mask, and invert. keep: in (0, 1]; the DCT square keeps int(H * keep) x int(W * keep)
+    coefficients as the reference; see poisonkit.defenses.lowpass for the exact masks.
+
+    x: uint8 or float32, NCHW (or CHW), any H and W. uint8 output is rounded to nearest and
+    saturated; float output is clamped to [0, 1] unless clamp=False. The basis matrices
+    are built once per (size, keep, basis, shape, device) and cached.
+    """
+    from .defenses.lowpass import lowpass_factors
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"lowpass: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        return lowpass(x.unsqueeze(0), keep, basis, shape, clamp).squeeze(0)
+    if x.dim() != 4:
+        raise ValueError(f"lowpass: x must be CHW or NCHW, got shape {tuple(x.shape)}")
+    rows, cols, mask = lowpass_factors(x.shape[-2], x.shape[-1], keep, basis, shape, x.device)
+    return torch.ops.poisonkit.lowpass.default(x, rows, cols, mask, bool(clamp))
+
+
+@torch.library.register_fake("poisonkit::lowpass")
+def _lowpass_fake(x, rows, cols, mask, clamp):
+    torch._check(x.dim() == 4, lambda: "lowpass: x must be NCHW")
+    return x.new_empty(x.shape)

@@ -25,7 +25,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..defenses.jpeg import jpeg_roundtrip
 from ..defenses.projection import Projection, fit
-from ..transforms import ARPoison, ClasswiseBlur, RandomSharpen, Sharpen
+from ..transforms import RSKFF, ARPoison, ClasswiseBlur, RandomSharpen, Sharpen
 from .adversarial import PGD
 
 # fn(images uint8 NCHW, labels, sample indices) -> poisoned uint8 NCHW
@@ -80,9 +80,7 @@ DEFENSES: dict[str, Callable[..., Defense]] = {}
 # Registration points: these conditions exist in the design but their ops have not been
 # merged into this build. Replace an entry by a registered factory when its op lands.
 UNAVAILABLE_POISONS: dict[str, str] = {}
-UNAVAILABLE_DEFENSES = {
-    "rsk+ff": "the RSK+FF low-pass defense (DESIGN §3.3) is not merged into this build",
-}
+UNAVAILABLE_DEFENSES: dict[str, str] = {}
 
 
 def register_poison(name: str):
@@ -211,6 +209,15 @@ def _rsk(ctx: Context, center: float = 2.5, std: float = 0.1, padding: str = "va
     """Random sharpening alone, a fresh kernel per image per epoch. Draws from torch's
     global RNG, which the harness seeds and DataLoader reseeds per worker."""
     return Defense(_on_unit(RandomSharpen(center=center, std=std, padding=padding)))
+
+
+@register_defense("rsk+ff")
+def _rsk_ff(ctx: Context, center: float = 2.5, std: float = 0.1, keep: float = 0.3,
+            padding: str = "valid", basis: str = "dct", shape: str = "square") -> Defense:
+    """RSK+FF (DESIGN §3.3): random sharpening ('valid', the reference's) then the DCT
+    low-pass keeping int(30 * keep) coefficients per axis, reflect-padded back to 32x32."""
+    return Defense(_on_unit(RSKFF(center=center, std=std, padding=padding, keep=keep,
+                                  basis=basis, shape=shape)))
 
 
 @register_defense("jpeg")

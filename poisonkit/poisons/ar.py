@@ -101,19 +101,41 @@ def detect(x: torch.Tensor, coeffs: torch.Tensor | ARCoefficients) -> torch.Tens
     return labels[0] if single else labels
 
 
+def _trials(b: torch.Tensor, numbers: torch.Tensor, which, trials: int, seed: int,
+            size: int, crop: int) -> torch.Tensor:
+    """Unscaled processes [M, len(which), C, size, size] of candidates b [M, C, 3, 3]:
+    candidate m's trial t starts from the canvas of Philox (seed, m * trials + t)."""
+    which = torch.as_tensor(list(which))
+    if len(b) == 0:
+        return torch.empty(0, len(which), b.shape[1], size, size)
+    labels = torch.arange(len(b)).repeat_interleave(len(which))
+    indices = (numbers[:, None] * trials + which).flatten()
+    raw = ops.ar_generate(b, labels, indices, seed, size, size, crop, eps=None)
+    return raw.unflatten(0, (len(b), len(which)))
+
+
+def _norm_ok(raw: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """Per candidate: every trial finite with an L2 norm of at most max_norm."""
+    norms = raw.flatten(2).norm(dim=2)
+    return torch.isfinite(norms).all(dim=1) & (norms <= max_norm).all(dim=1)
+
+
 def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
                         min_response: float | None = None, max_norm: float = 50.0,
                         trials: int = 3, size: int = 32, crop: int = 4,
-                        max_candidates: int = 100_000, progress: bool = True) -> ARCoefficients:
+                        max_candidates: int = 2_000_000, block: int = 4096,
+                        progress: bool = True) -> ARCoefficients:
     """Draws num_classes AR coefficient sets with the reference's acceptance tests.
 
     A candidate (per channel: randn(3,3), tap (2,2) zeroed, divided by its sum) is kept
     only if: no channel's tap sum is below MIN_TAP_SUM in magnitude ('tiny_sum'); it is
     finite ('nonfinite'); on `trials` canvases of size x size (crop `crop`) its process
-    is finite with an L2 norm before scaling of at most max_norm ('norm'); and each of
-    those (unscaled) processes has sum(ReLU(response)) >= min_response to every
-    already-accepted class's AR filter ('response'). Deterministic for a seed (numpy
-    PCG64 for the taps; candidate m's trials are the canvases of Philox key = seed,
+    is finite with an L2 norm before scaling of at most max_norm ('norm'); and its last
+    trial, scaled to unit L2 norm as the reference's generate(eps=1.0, p=2) returns it,
+    has sum(ReLU(response)) >= min_response to every already-accepted class's AR filter
+    ('response'), as in the reference's autoregressive_param_finder.py. Deterministic for
+    a seed (numpy PCG64 for the taps, drawn in blocks that give the same sequence as one
+    candidate at a time; candidate m's trials are the canvases of Philox key = seed,
     indices m*trials .. m*trials + trials - 1). metadata records the parameters, the count
     of every rejection reason and the accepted candidates' numbers.
     """
@@ -134,38 +156,62 @@ def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
     accepted: list[torch.Tensor] = []
     accepted_candidates: list[int] = []  # lets anyone replay the acceptance tests
     rejections: Counter = Counter({reason: 0 for reason in REJECTION_REASONS})
-    labels = torch.zeros(trials, dtype=torch.int64)
-    candidate = 0
+    candidate = 0  # number of the first candidate of the current block
     bar = tqdm(total=num_classes, desc="AR coefficients", disable=not progress, leave=False)
     while len(accepted) < num_classes:
         if candidate >= max_candidates:
             raise RuntimeError(f"sample_coefficients: only {len(accepted)} of {num_classes} classes "
                                f"accepted after {max_candidates} candidates ({dict(rejections)}); "
                                "lower min_response or raise max_norm")
-        b = rng.standard_normal((channels, 3, 3))
-        indices = torch.arange(candidate * trials, (candidate + 1) * trials)
-        candidate += 1
-        b[:, 2, 2] = 0.0
-        sums = b.sum(axis=(1, 2))
-        if np.any(np.abs(sums) < MIN_TAP_SUM):
-            rejections["tiny_sum"] += 1
+        count = min(block, max_candidates - candidate)
+        numbers = torch.arange(candidate, candidate + count)
+        candidate += count
+        # The vectorised filters first (they do not depend on earlier acceptances) ...
+        b = rng.standard_normal((count, channels, 3, 3))
+        b[:, :, 2, 2] = 0.0
+        sums = b.sum(axis=(2, 3))
+        tiny = np.any(np.abs(sums) < MIN_TAP_SUM, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            b = torch.from_numpy(b / sums[:, :, None, None]).to(torch.float32)
+        nonfinite = ~torch.isfinite(b).flatten(1).all(dim=1) & ~torch.from_numpy(tiny)
+        rejections["tiny_sum"] += int(tiny.sum())
+        rejections["nonfinite"] += int(nonfinite.sum())
+        alive = torch.nonzero(~torch.from_numpy(tiny) & ~nonfinite).flatten()
+        # Most candidates diverge: their first trial decides, so only the survivors of the
+        # first trial have the other trials generated (the same canvases either way).
+        raw = _trials(b[alive], numbers[alive], range(1), trials, seed, size, crop)
+        first_ok = _norm_ok(raw, max_norm)
+        more = _trials(b[alive[first_ok]], numbers[alive[first_ok]], range(1, trials), trials,
+                       seed, size, crop)
+        ok = first_ok.clone()
+        ok[first_ok] = _norm_ok(more, max_norm)
+        raw = torch.cat([raw[first_ok], more], dim=1)  # survivors of trial 0, all trials
+        norms = raw.flatten(2).norm(dim=2)
+        survivor = torch.cumsum(first_ok, 0) - 1  # alive position -> row of raw
+        # ... then the greedy response test, in candidate order, on the survivors.
+        for i in range(len(alive)):
+            if len(accepted) == num_classes:
+                break
+            if not ok[i]:
+                rejections["norm"] += 1
+                continue
+            j = survivor[i]
+            gen = raw[j, -1] / norms[j, -1]
+            if accepted and relu_responses(gen[None], torch.stack(accepted)).min() < min_response:
+                rejections["response"] += 1
+                continue
+            accepted.append(b[alive[i]])
+            accepted_candidates.append(int(numbers[alive[i]]))
+            bar.set_postfix(rejections.items(), refresh=False)
+            bar.update(1)
+        else:
             continue
-        b = torch.from_numpy(b / sums[:, None, None]).to(torch.float32)
-        if not torch.isfinite(b).all():
-            rejections["nonfinite"] += 1
-            continue
-        raw = ops.ar_generate(b[None], labels, indices, seed, size, size, crop, eps=None)
-        norms = raw.flatten(1).norm(dim=1)
-        if not torch.isfinite(raw).all() or not (norms <= max_norm).all():
-            rejections["norm"] += 1
-            continue
-        if accepted and relu_responses(raw, torch.stack(accepted)).min() < min_response:
-            rejections["response"] += 1
-            continue
-        accepted.append(b)
-        accepted_candidates.append(candidate - 1)
-        bar.set_postfix(rejections.items(), refresh=False)
-        bar.update(1)
+        # Stopped inside the block: candidates after the last accepted one were not examined.
+        last = accepted_candidates[-1]
+        examined = numbers <= last
+        rejections["tiny_sum"] -= int(torch.from_numpy(tiny)[~examined].sum())
+        rejections["nonfinite"] -= int(nonfinite[~examined].sum())
+        candidate = last + 1
     bar.close()
     from .. import __version__
     metadata = {
