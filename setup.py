@@ -37,15 +37,22 @@ def extension():
     # the flag it silently runs on one thread.
     cxx = ["-O3", "-fvisibility=hidden", "-fopenmp"]
     nvcc = ["-O3", "--expt-relaxed-constexpr"]
+    link = []
+    # POISONKIT_SANITIZE=1 (`make sanitize`): AddressSanitizer + UndefinedBehaviorSanitizer.
+    if os.environ.get("POISONKIT_SANITIZE") == "1":
+        sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+        cxx += sanitize + ["-fno-omit-frame-pointer", "-g"]
+        link += sanitize
     macros = []
     if with_cuda:
         sources += sorted(glob.glob("csrc/kernels/*.cu"))
         macros.append(("POISONKIT_WITH_CUDA", None))
         return cpp_extension.CUDAExtension(
             "poisonkit._C", sources, define_macros=macros,
-            extra_compile_args={"cxx": cxx, "nvcc": nvcc})
+            extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link)
     return cpp_extension.CppExtension(
-        "poisonkit._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx})
+        "poisonkit._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx},
+        extra_link_args=link)
 
 
 setup(

@@ -25,7 +25,8 @@ def filter2d(x: torch.Tensor, weights: torch.Tensor, padding: str = "zeros",
     kernel per image, shared by its channels) or [N, C, kh, kw]; for a CHW image drop N.
     Kernel sizes are odd, 1 to 7. padding: 'zeros', 'reflect', 'replicate' or 'valid'
     (no padding: the output shrinks by kh-1, kw-1). normalize='max' divides each image by
-    its own global max over C, H, W (the CUDA poison). uint8 output rounds half up, or
+    its own global max over C, H, W (the CUDA poison); the max ignores NaN (NaN pixels stay
+    NaN) and an image whose max is not positive is left as filtered. uint8 output rounds half up, or
     truncates with rounding='truncate' (the CUDA poison's reference); float output is
     clamped to [0, 1] unless clamp=False.
     """
@@ -86,6 +87,20 @@ def _key64(key: int) -> int:
     return key - (1 << 64) if key >= (1 << 63) else key
 
 
+def _norm_p(p) -> float:
+    """p = 2 or inf, given as a number or a string, as the float the schema carries."""
+    try:
+        return float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"p: expected 2 or inf, got {p!r}") from None
+
+
+def _eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"eps: expected a positive finite number, got {eps!r}")
+    return float(eps)
+
+
 def ar_canvas(indices: torch.Tensor, key: int, channels: int, height: int, width: int) -> torch.Tensor:
     """The N(0,1) canvas each AR perturbation starts from: float32 [N, channels, height,
     width], entry (c, i, j) of sample n being Philox normal draw (c*height + i)*width + j
@@ -105,9 +120,9 @@ def ar_generate(coeffs: torch.Tensor, labels: torch.Tensor, indices: torch.Tenso
     Each is scaled to Lp norm eps (p = 2 or inf) over its C*H*W entries; eps=None returns
     the unscaled process.
     """
-    p = float(p)
+    eps = None if eps is None else _eps(eps)
     return torch.ops.poisonkit.ar_generate.default(coeffs, labels, indices, _key64(key), height,
-                                                   width, crop, eps, p)
+                                                   width, crop, eps, _norm_p(p))
 
 
 def ar_poison(x: torch.Tensor, coeffs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor,
@@ -118,10 +133,16 @@ def ar_poison(x: torch.Tensor, coeffs: torch.Tensor, labels: torch.Tensor, indic
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"ar_poison: x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() == 3:
-        return ar_poison(x.unsqueeze(0), coeffs, labels.reshape(1), indices.reshape(1), key, crop,
-                         eps, p).squeeze(0)
+        one = []
+        for name, t in (("labels", labels), ("indices", indices)):
+            t = torch.as_tensor(t, device=x.device)
+            if t.numel() != 1:
+                raise ValueError(f"{name}: expected one value for a CHW image, got shape "
+                                 f"{tuple(t.shape)}")
+            one.append(t.reshape(1))
+        return ar_poison(x.unsqueeze(0), coeffs, *one, key, crop, eps, p).squeeze(0)
     return torch.ops.poisonkit.ar_poison.default(x, coeffs, labels, indices, _key64(key), crop,
-                                                 float(eps), float(p))
+                                                 _eps(eps), _norm_p(p))
 
 
 def ar_filter(x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:

@@ -172,7 +172,7 @@ class ARPoison(nn.Module):
         if isinstance(coefficients, ar.ARCoefficients):
             coefficients = coefficients.coeffs
         self.register_buffer("coeffs", ar.check_coefficients(coefficients).clone())
-        p = float(p)
+        p = ops._norm_p(p)
         if p not in (2.0, float("inf")):
             raise ValueError(f"p: expected 2 or inf, got {p!r}")
         if not (isinstance(eps, (int, float)) and eps > 0 and eps < float("inf")):

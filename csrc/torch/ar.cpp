@@ -54,9 +54,15 @@ void check_indices(const at::Tensor& indices, const char* op) {
   TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
 }
 
+// Sizes are >= 1 here. Each must fit the kernels' int, and the product is checked by
+// division so that huge sizes cannot overflow int64 and slip through.
 void check_canvas_size(int64_t channels, int64_t canvas_h, int64_t canvas_w, const char* op) {
-  TORCH_CHECK(channels * canvas_h * canvas_w < kMaxCanvasDraws, op, ": canvas of ", channels,
-              "x", canvas_h, "x", canvas_w, " is too large (at most 2^33 draws per sample)");
+  constexpr int64_t kMaxSide = std::numeric_limits<int32_t>::max();
+  const bool fits = channels <= kMaxSide && canvas_h <= kMaxSide && canvas_w <= kMaxSide &&
+                    canvas_h <= (kMaxCanvasDraws - 1) / channels &&
+                    canvas_w <= (kMaxCanvasDraws - 1) / (channels * canvas_h);
+  TORCH_CHECK(fits, op, ": canvas of ", channels, "x", canvas_h, "x", canvas_w,
+              " is too large (at most 2^33 draws per sample)");
 }
 
 void check_coeffs(const at::Tensor& coeffs, const char* op) {
@@ -90,6 +96,9 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
   TORCH_CHECK(height >= 1 && width >= 1, "ar_generate: height and width must be >= 1, got ",
               height, "x", width);
   TORCH_CHECK(crop >= 0, "ar_generate: crop must be >= 0, got ", crop);
+  TORCH_CHECK(height < kMaxCanvasDraws && width < kMaxCanvasDraws && crop < kMaxCanvasDraws,
+              "ar_generate: height, width and crop must each be below 2^33, got ", height, ", ",
+              width, ", ", crop);
   check_canvas_size(coeffs.size(1), height + crop, width + crop, "ar_generate");
   ArParams params;
   params.channels = static_cast<int>(coeffs.size(1));

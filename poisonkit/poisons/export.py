@@ -4,8 +4,10 @@ key, package version, per-split counts).
 Sources: an .npz (x_train, y_train, x_test, y_test; the training split is poisoned, the
 test split copied) or an ImageFolder directory (every image poisoned, sample index = its
 position in ImageFolder's sorted order). Outputs: .npz (npz sources) or a PNG ImageFolder
-(format='png'). Everything is written under a temporary name and renamed, and the source
-is never overwritten.
+(format='png'). The whole output folder is written under a hidden temporary name beside
+it and renamed into place at the end, so an interrupted or killed export leaves the
+destination absent or complete, never partial; the next run clears its leftovers. The
+source is never overwritten.
 """
 from __future__ import annotations
 
@@ -33,22 +35,25 @@ def key_hash(key: int) -> str:
     return hashlib.sha256(str(int(key)).encode()).hexdigest()[:16]
 
 
-def _write_file_atomic(path: Path, write: Callable) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def _staging_names(out_dir: Path) -> tuple[Path, Path]:
+    """(the folder an export writes into, where an earlier copy waits while replaced)."""
+    tag = f"{out_dir.name}.{os.getpid()}"
+    return out_dir.with_name(f".{tag}.partial"), out_dir.with_name(f".{tag}.old")
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Moves a finished folder into place, removing an earlier copy only afterwards."""
-    old = out.with_name(out.name + ".old")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
+def _clear_leftovers(out_dir: Path) -> None:
+    """Removes what killed exports into out_dir left beside it."""
+    for pattern in (f".{out_dir.name}.*.partial", f".{out_dir.name}.*.old"):
+        for leftover in out_dir.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _publish(stage: Path, out_dir: Path, old: Path) -> None:
+    """Moves the finished folder into place; an earlier copy is moved aside first and
+    removed only afterwards (a kill in between leaves out_dir absent, not partial)."""
+    if out_dir.exists():
+        out_dir.rename(old)
+    stage.rename(out_dir)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -138,17 +143,35 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     if out == src or src in out.parents or (is_folder and src in out_dir.parents):
         raise ValueError(f"out: {out} would overwrite or sit inside the source {src}; "
                          "refusing")
-    manifest_path = out_dir / "manifest.json"
-    if not force and (out.exists() or manifest_path.exists()):
+    if not force and (out.exists() or (out_dir / "manifest.json").exists()):
         raise FileExistsError(f"out: {out_dir} already holds a poisoned copy; pass force=True "
                               "(--force) to replace it")
+    ours = {out.name, "manifest.json", "ar_coefficients.pt"}
+    if out_dir.is_dir() and any(entry.name not in ours for entry in out_dir.iterdir()):
+        raise ValueError(f"out: {out_dir} holds files other than a poisoned copy; the export "
+                         "replaces the whole folder, so give a new or empty one")
 
     source = _FolderSource(src) if is_folder else _NpzSource(src)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    apply, params = _make_poison(method, len(source.classes), out_dir, key, eps, p, crop, seed,
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(out_dir)
+    stage, old = _staging_names(out_dir)
+    stage.mkdir()
+    try:
+        _write_copy(source, stage, stage / out.name, src, fmt, is_folder, method, key, eps, p,
+                    crop, seed, coefficients, batch_size, progress)
+        _publish(stage, out_dir, old)
+    except BaseException:  # KeyboardInterrupt (SIGINT) included: nothing partial stays
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_copy(source, stage: Path, out: Path, src: Path, fmt: str, is_folder: bool,
+                method: str, key: int, eps: float, p: float, crop: int, seed: int,
+                coefficients: str | None, batch_size: int, progress: bool) -> None:
+    """Writes the poisoned copy, its coefficients (AR) and the manifest into stage."""
+    apply, params = _make_poison(method, len(source.classes), stage, key, eps, p, crop, seed,
                                  coefficients)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     poisoned = []
     total = source.counts["train"]
     with tqdm(total=total, desc=f"poison ({method})", unit="img", disable=not progress) as bar:
@@ -160,7 +183,7 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
                 for image, label, i in zip(z, y.tolist(), idx.tolist()):
                     name = source.name_of(i) if is_folder else f"{i:07d}"
                     split = Path() if is_folder else Path("train")
-                    _save_png(image, tmp / split / source.classes[label] / f"{name}.png")
+                    _save_png(image, out / split / source.classes[label] / f"{name}.png")
             bar.update(len(x))
     if fmt == "npz":
         splits = source.splits
@@ -168,16 +191,14 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
                   "y_train": splits["y_train"].numpy(),
                   "x_test": splits["x_test"].permute(0, 2, 3, 1).numpy(),
                   "y_test": splits["y_test"].numpy()}
-        _write_file_atomic(out, lambda f: np.savez(f, **arrays))
-    else:
-        if not is_folder:  # the clean test split of an npz, as PNGs beside the poisoned train
-            for i, (image, label) in enumerate(zip(source.splits["x_test"],
-                                                   source.splits["y_test"].tolist())):
-                _save_png(image, tmp / "test" / source.classes[label] / f"{i:07d}.png")
-        _replace_dir(tmp, out)
+        with open(out, "wb") as f:
+            np.savez(f, **arrays)
+    elif not is_folder:  # the clean test split of an npz, as PNGs beside the poisoned train
+        for i, (image, label) in enumerate(zip(source.splits["x_test"],
+                                               source.splits["y_test"].tolist())):
+            _save_png(image, out / "test" / source.classes[label] / f"{i:07d}.png")
     from .. import __version__
     manifest = {"method": method, "source": str(src), "output": out.name, "format": fmt,
                 "parameters": params, "poisonkit_version": __version__,
                 "counts": source.counts, "poisoned_splits": ["train"]}
-    _write_file_atomic(manifest_path, lambda f: f.write(json.dumps(manifest, indent=2).encode()))
-    return out
+    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2))
