@@ -204,6 +204,8 @@ class ARPoison(nn.Module):
     def forward(self, image, label, index):
         x, rewrap = as_image_tensor(image)
         expected = () if x.dim() == 3 else (batch_size_of(x),)
+        if expected == (0,):
+            raise ValueError(f"image: expected a non-empty batch, got shape {tuple(x.shape)}")
         labels = torch.as_tensor(label, device=x.device)
         indices = torch.as_tensor(index, device=x.device)
         for name, t in (("label", labels), ("index", indices)):

@@ -17,6 +17,8 @@ namespace {
 template <int C>
 void recurse_planes(const float* coeffs_k, const ArParams& p, float* scratch) {
   const int Hc = p.canvas_h(), Wc = p.canvas_w();
+  // Under 3 columns every pixel is an initial condition (and row[1] would not exist).
+  if (Wc < 3) return;
   const int64_t plane = p.canvas_plane();
   float taps[C][kArTaps];  // a local copy: the canvas stores cannot alias it
   for (int c = 0; c < C; ++c)

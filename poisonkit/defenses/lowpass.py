@@ -60,8 +60,8 @@ def fft_radius(n: int, keep: float) -> int:
 def _dct_rows(n: int, keep: float) -> tuple[np.ndarray, np.ndarray]:
     r = dct_rank(n, keep)
     if r < 1:
-        raise ValueError(f"keep: {keep} keeps no DCT coefficient of a size-{n} axis "
-                         f"(int({n} * keep) = 0); use keep >= {1 / n:.4g}")
+        raise ValueError(f"keep, x: keep={keep} keeps no DCT coefficient of x's size-{n} axis "
+                         f"(int({n} * keep) = 0); use keep >= {1 / n:.4g} or a larger image")
     k = np.arange(r)[:, None]
     i = np.arange(n)[None, :]
     rows = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)

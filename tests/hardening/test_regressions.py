@@ -44,3 +44,17 @@ def test_ar_poison_transform_names_p():
     from poisonkit.transforms import ARPoison
     with pytest.raises(ValueError, match="p: expected 2 or inf, got 'fro'"):
         ARPoison(torch.zeros(1, 1, 3, 3), p="fro")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("width", [1, 2])
+def test_ar_generate_on_canvases_narrower_than_the_filter(channels, width):
+    # Found by `make sanitize`: the interleaved CPU recursion read row[1] of a one-column
+    # canvas (one float past the scratch). Under 3 columns every pixel is an initial
+    # condition, so the result is the scaled canvas itself.
+    coeffs = torch.full((1, channels, 3, 3), 0.125)
+    coeffs[..., 2, 2] = 0
+    labels, indices = torch.tensor([0]), torch.tensor([7])
+    out = ops.ar_generate(coeffs, labels, indices, 3, 5, width, 0, None, 2)
+    canvas = ops.ar_canvas(indices, 3, channels, 5, width)
+    torch.testing.assert_close(out, canvas)

@@ -183,7 +183,7 @@ def test_bad_keep_refused(keep):
 
 
 def test_keep_too_small_for_the_size_refused():
-    with pytest.raises(ValueError, match="keep: 0.03 keeps no DCT coefficient"):
+    with pytest.raises(ValueError, match="keep, x: keep=0.03 keeps no DCT coefficient"):
         ops.lowpass(torch.zeros(1, 3, 30, 30), 0.03)
 
 
