@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from poisonkit._io import write_json, write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # Timing effort: `poisonkit bench --quick` lowers it for a run of a few minutes in all.
@@ -84,6 +86,12 @@ def load_cifar_uint8(n: int) -> torch.Tensor:
     return load_cifar(n)[0]
 
 
+def format_rate(rate: float) -> str:
+    """Images/s for a table: thousands separators, two significant digits below 10 (the
+    slow reference loops)."""
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+
+
 def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> Path:
     """rows: dicts with at least case, impl, images_per_s; a ratio column is added per
     case: poisonkit's throughput over each row's (so > 1 means poisonkit is faster)."""
@@ -94,9 +102,7 @@ def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> P
         r["poisonkit_speedup"] = round(base / r["images_per_s"], 3) if base else None
     payload = {"benchmark": name, "machine": machine(), "rows": rows, "notes": notes}
     json_path = RESULTS / f"{name}.json"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(json_path)
+    write_json(json_path, payload)
     lines = [f"# {title}", "", f"Machine: {payload['machine']['cpu']}, "
              f"{payload['machine']['torch_threads']} torch threads, "
              f"GPU: {payload['machine']['gpu']}, {payload['machine']['date']}.", "",
@@ -104,11 +110,25 @@ def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> P
     for r in rows:
         speedup = "" if r["poisonkit_speedup"] is None else f"{r['poisonkit_speedup']:.2f}x"
         rate = r["images_per_s"]
-        rate_text = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"  # slow references
+        rate_text = format_rate(rate)
         lines.append(f"| {r['case']} | {r['impl']} | {rate_text} | {speedup} |")
     if notes:
         lines += ["", notes]
     md_path = RESULTS / f"{name}.md"
-    md_path.write_text("\n".join(lines) + "\n")
+    write_text(md_path, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return json_path
+
+
+def throughput_results(exclude: set[str] = frozenset()) -> list[dict]:
+    """The payloads of results/*.json written by write_results (rows of case, impl and
+    images/s), skipping other results (experiments, pillow_simd) and names in exclude."""
+    payloads = []
+    for path in sorted(RESULTS.glob("*.json")):
+        if path.stem in exclude:
+            continue
+        payload = json.loads(path.read_text())
+        rows = payload.get("rows") if isinstance(payload, dict) else None
+        if rows and all({"case", "impl", "images_per_s"} <= r.keys() for r in rows):
+            payloads.append(payload)
+    return payloads

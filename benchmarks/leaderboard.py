@@ -2,19 +2,14 @@
 throughput against the best peer in the same run, as a markdown table, JSON and a plot."""
 from __future__ import annotations
 
-import json
+from poisonkit._io import write_json, write_text
 
-from .common import RESULTS
-
-SKIP = {"leaderboard", "pytest-benchmark"}
+from .common import RESULTS, format_rate, throughput_results
 
 
 def collect() -> list[dict]:
     entries = []
-    for path in sorted(RESULTS.glob("*.json")):
-        if path.stem in SKIP:
-            continue
-        payload = json.loads(path.read_text())
+    for payload in throughput_results(exclude={"line_rate"}):
         cases: dict[str, list[dict]] = {}
         for row in payload.get("rows", []):
             cases.setdefault(row["case"], []).append(row)
@@ -37,18 +32,16 @@ def collect() -> list[dict]:
 
 def write(entries: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS / "leaderboard.json.tmp"
-    tmp.write_text(json.dumps(entries, indent=2))
-    tmp.replace(RESULTS / "leaderboard.json")
+    write_json(RESULTS / "leaderboard.json", entries)
     lines = ["# poisonkit leaderboard", "",
              "Ratio = poisonkit images/s over the best peer's in the same run (> 1: faster).", "",
              "| benchmark | case | device | poisonkit images/s | best peer | peer images/s | ratio |",
              "|---|---|---|---:|---|---:|---:|"]
     for e in entries:
         lines.append(f"| {e['benchmark']} | {e['case']} | {e['device']} | "
-                     f"{e['poisonkit_images_per_s']:,.0f} | {e['best_peer']} | "
-                     f"{e['best_peer_images_per_s']:,.0f} | {e['ratio']:.2f} |")
-    (RESULTS / "leaderboard.md").write_text("\n".join(lines) + "\n")
+                     f"{format_rate(e['poisonkit_images_per_s'])} | {e['best_peer']} | "
+                     f"{format_rate(e['best_peer_images_per_s'])} | {e['ratio']:,.2f} |")
+    write_text(RESULTS / "leaderboard.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(entries)
 

@@ -5,14 +5,13 @@ training step of the small CNN and of ResNet-18 (CIFAR variant) here, and writes
 results/line_rate.{json,md}. Run: python -m benchmarks.line_rate"""
 from __future__ import annotations
 
-import json
-
 import torch
 import torch.nn.functional as F
 
+from poisonkit._io import write_json, write_text
 from poisonkit.eval.models import build_model
 
-from .common import RESULTS, images_per_second, machine
+from .common import RESULTS, images_per_second, machine, throughput_results
 
 MODELS = {"small": 256, "resnet18": 128}  # model -> batch size of DESIGN §4
 
@@ -36,10 +35,7 @@ def train_step_rate(name: str, batch: int, device: torch.device) -> float:
 def op_rates(device_kind: str) -> list[dict]:
     """poisonkit's rows from the other benchmarks' results on this kind of device."""
     rows = []
-    for path in sorted(RESULTS.glob("*.json")):
-        if path.stem in {"line_rate", "leaderboard", "pytest-benchmark"}:
-            continue
-        payload = json.loads(path.read_text())
+    for payload in throughput_results(exclude={"line_rate"}):
         on_gpu = payload["machine"].get("gpu") is not None
         if on_gpu != (device_kind == "cuda"):
             continue
@@ -63,9 +59,7 @@ def main(quick: bool = False) -> None:
             r[f"line_rate_{name}"] = round(r["images_per_s"] / rate, 1)
     payload = {"benchmark": "line_rate", "machine": machine(), "device": str(device),
                "train_step_images_per_s": {k: round(v) for k, v in steps.items()}, "rows": rows}
-    tmp = RESULTS / "line_rate.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(RESULTS / "line_rate.json")
+    write_json(RESULTS / "line_rate.json", payload)
     lines = ["# Line rate: op throughput / training-step throughput", "",
              f"Device: {device} ({payload['machine']['gpu'] or payload['machine']['cpu']}), "
              f"{payload['machine']['torch_threads']} threads. Training step (forward, backward, "
@@ -75,7 +69,7 @@ def main(quick: bool = False) -> None:
     for r in rows:
         lines.append(f"| {r['benchmark']} | {r['case']} | {r['impl']} | {r['images_per_s']:,.0f} "
                      f"| {r['line_rate_small']:,.1f} | {r['line_rate_resnet18']:,.1f} |")
-    (RESULTS / "line_rate.md").write_text("\n".join(lines) + "\n")
+    write_text(RESULTS / "line_rate.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
