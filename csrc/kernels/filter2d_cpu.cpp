@@ -28,6 +28,30 @@ void store_run(const float* __restrict__ src, T* __restrict__ dst, size_t n,
   for (size_t i = 0; i < n; ++i) store_unit(src[i], dst + i, mode);
 }
 
+// Max of a run, NaN skipped as std::max does, in 8 independent lanes so that it
+// vectorises (a single running max is a serial dependency the compiler must keep).
+float run_max(const float* __restrict__ v, size_t n, float init) {
+  constexpr int kLanes = 8;
+  float lanes[kLanes];
+  for (int l = 0; l < kLanes; ++l) lanes[l] = init;
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] = v[i + l] > lanes[l] ? v[i + l] : lanes[l];
+  for (; i < n; ++i) lanes[0] = v[i] > lanes[0] ? v[i] : lanes[0];
+  float m = init;
+  for (int l = 0; l < kLanes; ++l) m = lanes[l] > m ? lanes[l] : m;
+  return m;
+}
+
+// store_run of src / divisor in one pass (the division, not a reciprocal: the reference
+// divides by the max).
+template <typename T>
+void store_run_divided(const float* __restrict__ src, T* __restrict__ dst, size_t n,
+                       const Filter2dParams& p, float divisor) {
+  const StoreMode mode = p.store();
+  for (size_t i = 0; i < n; ++i) store_unit(src[i] / divisor, dst + i, mode);
+}
+
 // Fills plane (padded_h x padded_w) from one input channel, in [0,1] units.
 template <typename T>
 void load_padded_plane(const T* src, const Filter2dParams& p, float* plane) {
@@ -56,12 +80,15 @@ template <int KH, int KW>
 void filter_plane(const float* plane, int PW, const float* kernel, int OH, int OW, float* dst) {
   float k[KH * KW];
   std::copy(kernel, kernel + KH * KW, k);
-  for (int y = 0; y < OH; ++y) {
-    const float* top = plane + static_cast<size_t>(y) * PW;
-    float* out = dst + static_cast<size_t>(y) * OW;
-    for (int x = 0; x < OW; ++x) {
+  // 64-bit indices: the extension is built with -fwrapv, under which int index arithmetic
+  // may wrap and the compiler gives up on the simplest addressing.
+  const int64_t stride = PW;
+  for (int64_t y = 0; y < OH; ++y) {
+    const float* top = plane + y * stride;
+    float* __restrict__ out = dst + y * OW;
+    for (int64_t x = 0; x < OW; ++x) {
       const float* at = top + x;
-      out[x] = filter_at<KH, KW>([at, PW](int a, int b) { return at[a * PW + b]; }, k);
+      out[x] = filter_at<KH, KW>([at, stride](int a, int b) { return at[a * stride + b]; }, k);
     }
   }
 }
@@ -95,15 +122,19 @@ void filter2d_image_cpu(const T* in, T* out, const float* weights, int64_t n,
       filter_plane<KH, KW>(plane, PW, kernel, OH, OW, dst);
     });
     if (p.normalize_max) {
-      for (size_t i = 0; i < out_plane; ++i) image_max = std::max(image_max, dst[i]);
+      image_max = run_max(dst, out_plane, image_max);
     } else {
       store_run(dst, result + c * out_plane, out_plane, p);
     }
   }
   if (p.normalize_max) {
     const size_t total = out_plane * p.channels;
-    for (size_t i = 0; i < total; ++i) filtered[i] = normalize_by(filtered[i], image_max);
-    store_run(filtered, result, total, p);
+    // normalize_by's rule: a max that is not positive leaves the values as they are.
+    if (image_max > 0.0f) {
+      store_run_divided(filtered, result, total, p, image_max);
+    } else {
+      store_run(filtered, result, total, p);
+    }
   }
 }
 
