@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_write, write_json, write_text  # noqa: F401  (write_* re-exported)
+from .._io import atomic_write
 
 SCHEMA = "poisonkit.eval/1"                # one run
 MATRIX_SCHEMA = "poisonkit.eval.matrix/1"  # results.json: {"schema", "runs": [...], "notes": [...]}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .._io import write_json, write_text
 from ..data import ImageDataset, PoisonedTensorDataset, apply_in_chunks, make_loader
 from . import report
 from .conditions import Context, check_spec, make_defense, make_poison
@@ -155,7 +156,7 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
             result, examples = run_condition(data, poison, defense, model, config, device, workers,
                                              poisoned=poisoned_cache[poison], verbose=verbose)
             if is_main_process():
-                report.write_json(path, result)
+                write_json(path, result)
         results.append(result)
         if defense != "none" and not torch.equal(examples["defended"], examples["poisoned"]):
             rows.append((f"{poison} + {defense}", examples["defended"]))
@@ -169,7 +170,7 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
 def write_report(results: list[dict], rows: list, out: Path, title: str, data: ImageDataset,
                  notes: list[str]) -> None:
     table = report.markdown_table(results)
-    report.write_json(out / "results.json", {"schema": report.MATRIX_SCHEMA, "runs": results,
+    write_json(out / "results.json", {"schema": report.MATRIX_SCHEMA, "runs": results,
                                              "notes": notes})
     report.plot_curves(results, out / "curves.png")
     report.plot_examples(rows, out / "examples.png")
@@ -183,6 +184,6 @@ def write_report(results: list[dict], rows: list, out: Path, title: str, data: I
     text += [f"- {n}" for n in notes] + ([""] if notes else [])
     text += ["![accuracy per epoch](curves.png)", "",
              "Examples (first training image of each class):", "", "![examples](examples.png)", ""]
-    report.write_text(out / "README.md", "\n".join(text))
+    write_text(out / "README.md", "\n".join(text))
     print("\n" + table + "\n")
     print(f"wrote {out / 'README.md'}, {out / 'results.json'}, curves.png, examples.png")

@@ -16,7 +16,6 @@ over the mean of the next one.
 """
 from __future__ import annotations
 
-import math
 
 import torch
 

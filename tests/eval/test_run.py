@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from poisonkit._io import atomic_write, write_json
 from poisonkit.data import synthetic_dataset
 from poisonkit.eval import report, run
 from poisonkit.eval.conditions import DEFENSES, UNAVAILABLE_POISONS, ConditionError, ConditionUnavailable
@@ -72,15 +73,15 @@ def test_validate_result_rejects_missing_keys():
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     path = tmp_path / "r.json"
-    report.write_json(path, {"a": 1})
+    write_json(path, {"a": 1})
 
     def broken(tmp):
         open(tmp, "w").write('{"half": ')
         raise RuntimeError("interrupted")
     with pytest.raises(RuntimeError):
-        report.atomic_write(path, broken)
+        atomic_write(path, broken)
     with pytest.raises(TypeError):
-        report.write_json(path, {"a": object()})
+        write_json(path, {"a": object()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 

@@ -3,7 +3,6 @@ op's own canvas (checked by test_fuzz_ar_canvas), or a documented error naming t
 argument; an exploding class is refused when scaling and non-finite when not."""
 from __future__ import annotations
 
-import math
 
 import torch
 from hypothesis import given

@@ -3,7 +3,6 @@ known-answer vectors), ar_generate against a float64 loop written from DESIGN 3.
 ar_filter against torch.conv2d, norms, batch invariance, bad input."""
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
