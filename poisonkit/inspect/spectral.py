@@ -16,7 +16,6 @@ over the mean of the next one.
 """
 from __future__ import annotations
 
-
 import torch
 
 # Levels on natural images: the clean CIFAR-10 10k subset (10 classes), measured here.

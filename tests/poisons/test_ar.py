@@ -1,6 +1,5 @@
 """AR poison: sampler acceptance tests (re-checked independently with torch.conv2d),
 save/load, detect, ARPoison on samples/batches/DataLoader workers, PoisonedDataset."""
-
 import pytest
 import torch
 import torch.nn.functional as F
