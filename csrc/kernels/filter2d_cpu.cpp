@@ -7,6 +7,14 @@
 
 #include "filter2d.h"
 
+// The hot loops below are compiled for AVX-512, AVX2 + FMA and baseline x86-64, and the
+// best one is picked at load time (gcc target_clones): the extension's baseline is SSE2.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PK_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PK_MULTIVERSION
+#endif
+
 namespace poisonkit {
 
 namespace {
@@ -17,12 +25,12 @@ int padded_w(const Filter2dParams& p) { return p.width + 2 * p.pad_w(); }
 // Conversions over contiguous runs; __restrict__ tells the compiler that a uint8 pointer
 // does not alias the float one, which it otherwise must assume (and then not vectorise).
 template <typename T>
-void load_run(const T* __restrict__ src, float* __restrict__ dst, size_t n) {
+PK_MULTIVERSION void load_run(const T* __restrict__ src, float* __restrict__ dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = to_unit(src[i]);
 }
 
 template <typename T>
-void store_run(const float* __restrict__ src, T* __restrict__ dst, size_t n,
+PK_MULTIVERSION void store_run(const float* __restrict__ src, T* __restrict__ dst, size_t n,
                const Filter2dParams& p) {
   const StoreMode mode = p.store();
   for (size_t i = 0; i < n; ++i) store_unit(src[i], dst + i, mode);
@@ -30,7 +38,7 @@ void store_run(const float* __restrict__ src, T* __restrict__ dst, size_t n,
 
 // Max of a run, NaN skipped as std::max does, in 8 independent lanes so that it
 // vectorises (a single running max is a serial dependency the compiler must keep).
-float run_max(const float* __restrict__ v, size_t n, float init) {
+PK_MULTIVERSION float run_max(const float* __restrict__ v, size_t n, float init) {
   constexpr int kLanes = 8;
   float lanes[kLanes];
   for (int l = 0; l < kLanes; ++l) lanes[l] = init;
@@ -46,7 +54,7 @@ float run_max(const float* __restrict__ v, size_t n, float init) {
 // store_run of src / divisor in one pass (the division, not a reciprocal: the reference
 // divides by the max).
 template <typename T>
-void store_run_divided(const float* __restrict__ src, T* __restrict__ dst, size_t n,
+PK_MULTIVERSION void store_run_divided(const float* __restrict__ src, T* __restrict__ dst, size_t n,
                        const Filter2dParams& p, float divisor) {
   const StoreMode mode = p.store();
   for (size_t i = 0; i < n; ++i) store_unit(src[i] / divisor, dst + i, mode);
@@ -77,7 +85,7 @@ void load_padded_plane(const T* src, const Filter2dParams& p, float* plane) {
 
 // Filters a padded plane into dst (out_h x out_w floats).
 template <int KH, int KW>
-void filter_plane(const float* plane, int PW, const float* kernel, int OH, int OW, float* dst) {
+PK_MULTIVERSION void filter_plane(const float* plane, int PW, const float* kernel, int OH, int OW, float* dst) {
   float k[KH * KW];
   std::copy(kernel, kernel + KH * KW, k);
   // 64-bit indices: the extension is built with -fwrapv, under which int index arithmetic
