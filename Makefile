@@ -64,7 +64,8 @@ demo: build
 	$(PY) -m poisonkit demo --out out/demo
 
 bench: build dali
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-json=benchmarks/results/pytest-benchmark.json
+	$(PY) -m pytest -q -o python_files="bench_*.py" benchmarks --benchmark-only \
+		--benchmark-json=benchmarks/results/pytest-benchmark.json
 	$(PY) -m poisonkit bench
 
 clean:
