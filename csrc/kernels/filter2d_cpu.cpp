@@ -51,13 +51,13 @@ PK_MULTIVERSION float run_max(const float* __restrict__ v, size_t n, float init)
   return m;
 }
 
-// store_run of src / divisor in one pass (the division, not a reciprocal: the reference
-// divides by the max).
+// store_run of the values normalised by the image max, in one pass (normalize_by: the
+// division the reference does, and its rule for a max that is not positive).
 template <typename T>
-PK_MULTIVERSION void store_run_divided(const float* __restrict__ src, T* __restrict__ dst, size_t n,
-                       const Filter2dParams& p, float divisor) {
+PK_MULTIVERSION void store_run_normalized(const float* __restrict__ src, T* __restrict__ dst,
+                                          size_t n, const Filter2dParams& p, float image_max) {
   const StoreMode mode = p.store();
-  for (size_t i = 0; i < n; ++i) store_unit(src[i] / divisor, dst + i, mode);
+  for (size_t i = 0; i < n; ++i) store_unit(normalize_by(src[i], image_max), dst + i, mode);
 }
 
 // Fills plane (padded_h x padded_w) from one input channel, in [0,1] units.
@@ -136,13 +136,7 @@ void filter2d_image_cpu(const T* in, T* out, const float* weights, int64_t n,
     }
   }
   if (p.normalize_max) {
-    const size_t total = out_plane * p.channels;
-    // normalize_by's rule: a max that is not positive leaves the values as they are.
-    if (image_max > 0.0f) {
-      store_run_divided(filtered, result, total, p, image_max);
-    } else {
-      store_run(filtered, result, total, p);
-    }
+    store_run_normalized(filtered, result, out_plane * p.channels, p, image_max);
   }
 }
 
