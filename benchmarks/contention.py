@@ -8,6 +8,7 @@ hits every row alike: compare rows of the same run. 224x224 images are real CIFA
 images resized bilinearly. Run: python -m benchmarks.contention"""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -58,21 +59,24 @@ def run(batches: dict[int, int], rounds: int) -> list[dict]:
                     best[key] = max(best.get(key, 0.0), rate)
                     print(f"round {r + 1} {condition:15s} {case.case:45s} {case.impl:36s} "
                           f"{rate:12,.0f}", flush=True)
-    return [{"case": f"{case} | {condition}", "impl": impl, "images_per_s": rate,
+    return [{"case": f"{case}, {condition}", "impl": impl, "images_per_s": rate,
              "condition": condition} for (case, impl, condition), rate in best.items()]
 
 
 def main(quick: bool = False) -> None:
     batches = {32: 512, 224: 16 if quick else 32}
+    load_before = os.getloadavg()[0]
     rows = run(batches, rounds=2 if quick else 3)
+    load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     write_results("contention", rows, "Every op quiet and under contention, 32x32 and 224x224, CPU",
                   notes=f"{THREADS} threads (torch, OpenCV, scipy workers); batches "
                         f"{batches[32]} (32x32) and {batches[224]} (224x224, CIFAR-10 images "
                         "resized bilinearly). '1 busy process': a competing process spins on one "
                         "core during the measurement; 'quiet': it is paused. Conditions and "
-                        "implementations interleaved in the same run, best of the rounds; the "
-                        "machine was also shared with other jobs, so absolute figures are noisy: "
-                        "compare rows of this run. Speedup = poisonkit images/s over the row's, "
+                        "implementations interleaved in the same run, best of the rounds. The "
+                        f"machine was also shared with other jobs (1-min load average {load}, "
+                        f"on {os.cpu_count()} cores), so absolute figures are noisy: compare rows "
+                        "of this run. Speedup = poisonkit images/s over the row's, "
                         "within the same case and condition.")
 
 
