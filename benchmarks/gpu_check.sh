@@ -24,16 +24,16 @@ export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 # ---- 1. preflight: what the GPU run needs, checked everywhere ----
 missing=0
 need() { if ! "$@" >/dev/null 2>&1; then echo "gpu_check: MISSING: $*"; missing=$((missing + 1)); fi; }
-for f in setup.py CMakeLists.txt benchmarks/gpu.py benchmarks/op_suite.py \
-         benchmarks/dali_pipeline.py tests/defenses/test_jpeg.py tests/ops/test_filter2d.py \
+for f in setup.py CMakeLists.txt poisonkit/bench/gpu.py poisonkit/bench/op_suite.py \
+         poisonkit/bench/dali_pipeline.py tests/defenses/test_jpeg.py tests/ops/test_filter2d.py \
          tests/ops/test_lowpass.py tests/ops/test_projection.py tests/ops/test_ar.py tests/test_dali.py; do
   need test -f "$f"
 done
 need test -f "$POISONKIT_DATA"
 need test -x "$CUDA_HOME/bin/nvcc"
 need command -v cmake
-need "$PY" -c "import benchmarks.gpu, benchmarks.op_suite, benchmarks.dali_pipeline, poisonkit.ops, \
-poisonkit.dali, poisonkit.defenses.jpeg, poisonkit.eval.run, kornia, nvidia.dali"
+need "$PY" -c "import poisonkit.bench.gpu, poisonkit.bench.op_suite, poisonkit.bench.dali_pipeline, \
+poisonkit.ops, poisonkit.dali, poisonkit.defenses.jpeg, poisonkit.eval.run, kornia, nvidia.dali"
 # The CUDA tests must exist and collect (each op, CPU vs CUDA).
 CUDA_TESTS="tests/ops tests/defenses tests/test_dali.py"
 collected=$("$PY" -m pytest -q --collect-only -m requires_cuda $CUDA_TESTS 2>/dev/null | grep -c "::")
@@ -82,10 +82,10 @@ if [ "$failed" -gt 0 ]; then echo "gpu_check: build failed; see $OUT/*.log"; exi
 step cuda_built 30 "$PY" -c "from poisonkit import ops; assert ops.cuda_available(), 'no CUDA kernels in poisonkit._C'"
 
 step cuda_tests 120 "$PY" -m pytest -q -m requires_cuda tests -rs --junitxml="$OUT/cuda_tests.xml"
-step bench_gpu 100 "$PY" -c "import benchmarks.common as c, pathlib; c.RESULTS = pathlib.Path('$OUT'); \
-import benchmarks.gpu as m; m.main()"
-step dali_gpu 45 "$PY" -c "import benchmarks.common as c, pathlib; c.RESULTS = pathlib.Path('$OUT'); \
-import benchmarks.dali_pipeline as m; m.main(['--device-id', '0', '--batch', '1024', '--threads', '4'])"
+step dali_gpu 45 "$PY" -c "from poisonkit.bench import common, dali_pipeline; common.configure('$OUT'); \
+dali_pipeline.main(['--device-id', '0', '--batch', '1024', '--threads', '4'])"
+# after the DALI step: its leaderboard then covers both
+step bench_gpu 100 "$PY" -m poisonkit bench --only gpu --out "$OUT"
 step eval_gpu 90 "$PY" -m poisonkit eval --data "$POISONKIT_DATA" --device cuda --model resnet18 \
   --epochs 3 --batch-size 512 --poison blur --defense none --defense rsk+ff --out "$OUT/eval"
 

@@ -5,7 +5,7 @@ while one competing process keeps a core busy (a Python spin loop); "quiet" paus
 (SIGSTOP). Both conditions and all implementations are interleaved round by round in
 the same run, each figure the best of its rounds, so that the drift of a shared machine
 hits every row alike: compare rows of the same run. 224x224 images are real CIFAR-10
-images resized bilinearly. Run: python -m benchmarks.contention"""
+images resized bilinearly. Run: poisonkit bench --only contention"""
 from __future__ import annotations
 
 import os

@@ -5,7 +5,7 @@ GPU (the DALI built-ins are in benchmarks.dali_pipeline --device-id 0).
 Roofline: the op's minimal traffic (input read once, output written once) over the
 device's peak DRAM bandwidth (2 x memory clock x bus width, as torch.cuda's device limits
 compute it); the measured device-to-device copy bandwidth is reported beside it as the
-practical ceiling. Needs a CUDA device. Run: python -m benchmarks.gpu"""
+practical ceiling. Needs a CUDA device. Run: poisonkit bench --only gpu"""
 from __future__ import annotations
 
 import sys
