@@ -39,8 +39,6 @@ def main(quick: bool = False) -> None:
     device = torch.device("cuda")
     peak, copy = peak_bandwidth(device), copy_bandwidth(device)
     x, y = load_cifar(max(BATCHES.values()))
-    x = x.repeat((BATCHES[32] + len(x) - 1) // len(x), 1, 1, 1)[:BATCHES[32]]
-    y = y.repeat((BATCHES[32] + len(y) - 1) // len(y))[:BATCHES[32]]
     rows = []
     for size, n in BATCHES.items():
         images = (x[:n] if size == 32 else resized(x[:n], size)).to(device)
