@@ -10,13 +10,14 @@
 #    at batch 4096 against torch/kornia/torchvision on the same GPU), the DALI pipeline on
 #    the GPU (with DALI's built-ins), and one small eval (bf16 autocast, channels_last).
 # Each step has its own timeout; the steps' sum stays under 8 minutes. Everything goes to
-# benchmarks/results/gpu/ (logs, junit XML, results JSON + md, the eval report). Exit
-# status: the number of failed steps (0 = all passed).
+# benchmarks/results/gpu/ (logs, junit XML, results JSON + md, the eval report), or to
+# $GPU_CHECK_OUT. Needs the pinned environment (requirements.txt): PY=/path/to/python,
+# default .venv/bin/python. Exit status: the number of failed steps (0 = all passed).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-OUT=benchmarks/results/gpu
+OUT=${GPU_CHECK_OUT:-benchmarks/results/gpu}
 export POISONKIT_DATA=${POISONKIT_DATA:-$(realpath -m ../shared/data/cifar10-10k.npz)}
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
@@ -73,7 +74,7 @@ nvidia-smi >> "$OUT/device.txt" 2>&1
 (export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$((nproc_ / 2)) POISONKIT_CUDA=1
  step build 200 "$PY" setup.py -q build_ext --inplace) &
 build_pid=$!
-(step dali_build 200 bash -c "cmake -S . -B build/dali -DPython_EXECUTABLE=$(realpath "$PY") \
+(step dali_build 200 bash -c "cmake -S . -B build/dali -DPython_EXECUTABLE=$(realpath "$(command -v "$PY")") \
    -DCMAKE_CUDA_ARCHITECTURES=${arch/./} && cmake --build build/dali -j $((nproc_ / 2))") &
 dali_pid=$!
 wait "$build_pid" || failed=$((failed + 1))
