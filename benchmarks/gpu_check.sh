@@ -2,7 +2,8 @@
 # First contact with a GPU, as one command (device time is minutes):
 #   bash benchmarks/gpu_check.sh
 # 1. checks that everything it would run exists (scripts, test files, modules import, the
-#    CUDA tests collect, the data is there) -- on any machine;
+#    CUDA tests collect, the data is there) -- on any machine (with a GPU, the imports are
+#    checked after the build below, which they need);
 # 2. without a GPU: says so and exits 0;
 # 3. with one: builds poisonkit._C with CUDA (POISONKIT_CUDA=1) and the DALI plugin, runs
 #    every requires_cuda test (CPU vs CUDA parity, all dtypes; a missing data file or
@@ -33,26 +34,10 @@ done
 need test -f "$POISONKIT_DATA"
 need test -x "$CUDA_HOME/bin/nvcc"
 need command -v cmake
-need "$PY" -c "import poisonkit.bench.gpu, poisonkit.bench.op_suite, poisonkit.bench.dali_pipeline, \
-poisonkit.ops, poisonkit.dali, poisonkit.defenses.jpeg, poisonkit.eval.run, kornia, nvidia.dali"
-# The CUDA tests must exist and collect (each op, CPU vs CUDA).
-CUDA_TESTS="tests/ops tests/defenses tests/test_dali.py"
-collected=$("$PY" -m pytest -q --collect-only -m requires_cuda $CUDA_TESTS 2>/dev/null | grep -c "::")
-if [ "${collected:-0}" -lt 10 ]; then
-  echo "gpu_check: MISSING: requires_cuda tests (collected ${collected:-0})"; missing=$((missing + 1))
-fi
-if [ "$missing" -gt 0 ]; then
-  echo "gpu_check: $missing preflight check(s) failed; nothing run"; exit 1
-fi
-echo "gpu_check: preflight ok ($collected CUDA tests collected, scripts and modules present)"
+need "$PY" -c "import torch, kornia, nvidia.dali"
+gpu=0
+"$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null && gpu=1
 
-if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-  echo "gpu_check: no GPU present (torch.cuda.is_available() is False): nothing run, exit 0"
-  exit 0
-fi
-
-# ---- 2. on the GPU ----
-mkdir -p "$OUT"
 failed=0
 step() {  # step NAME SECONDS CMD...: runs CMD with a timeout, logs to $OUT/NAME.log
   local name=$1 limit=$2; shift 2
@@ -65,21 +50,44 @@ step() {  # step NAME SECONDS CMD...: runs CMD with a timeout, logs to $OUT/NAME
   [ "$rc" -eq 0 ] || failed=$((failed + 1))
   return "$rc"
 }
-nproc_=$(nproc)
-arch=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
-"$PY" -c "import torch; print(torch.cuda.get_device_name(), torch.__version__)" | tee "$OUT/device.txt"
-nvidia-smi >> "$OUT/device.txt" 2>&1
 
-# The torch extension and the DALI plugin build side by side, for this GPU only.
-(export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$((nproc_ / 2)) POISONKIT_CUDA=1
- step build 200 "$PY" setup.py -q build_ext --inplace) &
-build_pid=$!
-(step dali_build 200 bash -c "cmake -S . -B build/dali -DPython_EXECUTABLE=$(realpath "$(command -v "$PY")") \
-   -DCMAKE_CUDA_ARCHITECTURES=${arch/./} && cmake --build build/dali -j $((nproc_ / 2))") &
-dali_pid=$!
-wait "$build_pid" || failed=$((failed + 1))
-wait "$dali_pid" || failed=$((failed + 1))
-if [ "$failed" -gt 0 ]; then echo "gpu_check: build failed; see $OUT/*.log"; exit "$failed"; fi
+# ---- 2. with a GPU: build first (the extension the imports below need) ----
+if [ "$gpu" -eq 1 ] && [ "$missing" -eq 0 ]; then
+  mkdir -p "$OUT"
+  nproc_=$(nproc)
+  arch=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
+  "$PY" -c "import torch; print(torch.cuda.get_device_name(), torch.__version__)" | tee "$OUT/device.txt"
+  nvidia-smi >> "$OUT/device.txt" 2>&1
+  # The torch extension and the DALI plugin build side by side, for this GPU only.
+  (export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$((nproc_ / 2)) POISONKIT_CUDA=1
+   step build 200 "$PY" setup.py -q build_ext --inplace) &
+  build_pid=$!
+  (step dali_build 200 bash -c "cmake -S . -B build/dali -DPython_EXECUTABLE=$(realpath "$(command -v "$PY")") \
+     -DCMAKE_CUDA_ARCHITECTURES=${arch/./} && cmake --build build/dali -j $((nproc_ / 2))") &
+  dali_pid=$!
+  wait "$build_pid" || failed=$((failed + 1))
+  wait "$dali_pid" || failed=$((failed + 1))
+  if [ "$failed" -gt 0 ]; then echo "gpu_check: build failed; see $OUT/*.log"; exit "$failed"; fi
+fi
+
+# ---- 3. everywhere: the modules import, the CUDA tests exist and collect ----
+need "$PY" -c "import poisonkit.bench.gpu, poisonkit.bench.op_suite, poisonkit.bench.dali_pipeline, \
+poisonkit.ops, poisonkit.dali, poisonkit.defenses.jpeg, poisonkit.eval.run"
+CUDA_TESTS="tests/ops tests/defenses tests/test_dali.py"
+collected=$("$PY" -m pytest -q --collect-only -m requires_cuda $CUDA_TESTS 2>/dev/null | grep -c "::")
+if [ "${collected:-0}" -lt 10 ]; then
+  echo "gpu_check: MISSING: requires_cuda tests (collected ${collected:-0})"; missing=$((missing + 1))
+fi
+if [ "$missing" -gt 0 ]; then
+  echo "gpu_check: $missing preflight check(s) failed; nothing run"; exit 1
+fi
+echo "gpu_check: preflight ok ($collected CUDA tests collected, scripts and modules present)"
+if [ "$gpu" -eq 0 ]; then
+  echo "gpu_check: no GPU present (torch.cuda.is_available() is False): nothing run, exit 0"
+  exit 0
+fi
+
+# ---- 4. on the GPU ----
 step cuda_built 30 "$PY" -c "from poisonkit import ops; assert ops.cuda_available(), 'no CUDA kernels in poisonkit._C'"
 
 step cuda_tests 120 "$PY" -m pytest -q -m requires_cuda tests -rs --junitxml="$OUT/cuda_tests.xml"
