@@ -67,15 +67,18 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _fit_projection(args: argparse.Namespace) -> int:
+    from ._labels import check_labels
+    from ._outputs import check_output_file
     from .data import load_npz
     from .defenses.projection import fit
+    out = check_output_file(args.out, inputs=[args.data], force=args.force)  # before the fit
     data = load_npz(args.data)
     x, y = data["x_train"], data["y_train"]
-    num_classes = args.num_classes if args.num_classes is not None else int(y.max()) + 1
+    num_classes = check_labels(y, None, args.num_classes)
     projection = fit((x, y), num_classes, epochs=args.epochs, lr=args.lr,
                      milestones=tuple(args.milestones), batch_size=args.batch_size,
                      device=args.device, seed=args.seed)
-    projection.save(args.out)
+    projection.save(out)
     print(f"linear model training accuracy: {100 * projection.train_accuracy:.2f}% "
           f"({len(x)} images, {num_classes} classes; high means a linearly separable "
           f"shortcut, i.e. a class-wise poison)")
@@ -97,19 +100,24 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _poison(args: argparse.Namespace) -> int:
-    from .poisons.export import poison_dataset
-    out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format, key=args.key,
-                         eps=args.eps,
-                         p=float(args.p), crop=args.crop, seed=args.seed,
-                         coefficients=args.coefficients, batch_size=args.batch_size,
-                         force=args.force)
-    print(f"wrote {out} and {out.parent / 'manifest.json'}")
+    from .keys import parse_key
+    from .poisons.export import default_key_file, poison_dataset
+    options = {name: getattr(args, name) for name in ("eps", "p", "crop", "seed", "coefficients")
+               if getattr(args, name) is not None}
+    out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format,
+                         key=None if args.key is None else parse_key(args.key),
+                         key_file=args.key_file, num_classes=args.num_classes,
+                         batch_size=args.batch_size, force=args.force, **options)
+    key_file = args.key_file or default_key_file(args.out)
+    print(f"wrote {out} and {out.parent / 'manifest.json'} (publishable); key file {key_file} "
+          "(private: keep it, do not publish it)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
+    from .poisons.export import METHODS as EXPORT_METHODS
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -140,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "linear model on a (poisoned) .npz and save Q")
     proj.add_argument("--data", required=True, help=".npz with x_train/y_train")
     proj.add_argument("--out", required=True, help="output file (torch.save format, e.g. projection.pt)")
-    proj.add_argument("--num-classes", type=int, default=None, help="default: max label + 1")
+    proj.add_argument("--num-classes", type=_positive, default=None,
+                      help="default: from the labels (which must then be 0..K-1)")
+    proj.add_argument("--force", action="store_true", help="replace an existing --out file")
     proj.add_argument("--epochs", type=int, default=20)
     proj.add_argument("--lr", type=float, default=0.1)
     proj.add_argument("--milestones", type=int, nargs="*", default=[10, 15],
@@ -151,21 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
     proj.set_defaults(func=_fit_projection)
     poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset (its "
                                            "training split) or an ImageFolder, with a manifest")
-    poison.add_argument("--method", required=True, choices=("ar", "classwise-blur"))
+    poison.add_argument("--method", required=True, choices=sorted(EXPORT_METHODS))
     poison.add_argument("--data", required=True,
-                        help="source .npz (x_train, y_train, ...) or ImageFolder directory")
+                        help="source .npz (x_train, y_train, ...) or ImageFolder directory "
+                             "(class folders, or train/ and test/ or val/ folders of them)")
     poison.add_argument("--format", default=None, choices=("npz", "png"),
                         help="output: npz (npz sources, the default) or a PNG ImageFolder")
     poison.add_argument("--out", required=True, help="output folder (not the source's)")
-    poison.add_argument("--key", type=int, default=0, help="AR: the owner's secret key")
-    poison.add_argument("--eps", type=float, default=1.0, help="AR: perturbation norm")
-    poison.add_argument("--p", default="2", choices=("2", "inf"), help="AR: norm (2 or inf)")
-    poison.add_argument("--crop", type=int, default=4, help="AR: rows/cols cropped")
-    poison.add_argument("--seed", type=int, default=0,
-                        help="coefficient (AR) or kernel (classwise-blur) seed")
+    poison.add_argument("--key", default=None,
+                        help="the owner's secret key (decimal or 0x-hex, < 2^128); default: "
+                             "128 random bits. Written to the key file only")
+    poison.add_argument("--key-file", default=None,
+                        help="where to write the private key file (default: OUT.key.json "
+                             "beside the output folder); never inside the published folder")
+    poison.add_argument("--num-classes", type=_positive, default=None,
+                        help="class count (default: from the data; labels must be 0..K-1)")
+    poison.add_argument("--eps", type=float, default=None, help="AR: perturbation norm (1.0)")
+    poison.add_argument("--p", default=None, choices=("2", "inf"), help="AR: norm (2 or inf)")
+    poison.add_argument("--crop", type=int, default=None, help="AR: rows/cols cropped (4)")
+    poison.add_argument("--seed", type=int, default=None,
+                        help="coefficient (AR) or kernel (classwise-blur) seed; default: "
+                             "derived from the key (seed 0 = the reference's public kernels)")
     poison.add_argument("--coefficients", default=None, help="AR: saved coefficient set")
-    poison.add_argument("--batch-size", type=int, default=1024)
-    poison.add_argument("--force", action="store_true", help="replace an earlier poisoned copy")
+    poison.add_argument("--batch-size", type=_positive, default=1024)
+    poison.add_argument("--force", action="store_true",
+                        help="replace an earlier poisoned copy and its key file")
     poison.set_defaults(func=_poison)
     insp = sub.add_parser("inspect", help="look for class-wise shortcuts (poisons) in a "
                                           "labelled dataset before training on it")
@@ -180,10 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .eval.conditions import ConditionError
+    from ._staging import DestinationBusy
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConditionError, FileNotFoundError) as e:
+    except (ValueError, OSError, DestinationBusy) as e:  # bad input: a message, not a traceback
         print(f"poisonkit {args.command}: error: {e}", file=sys.stderr)
         return 2
