@@ -293,7 +293,12 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    key = keymod.new_key() if key is None else keymod.check_key(key)
+    if key is None:
+        key = keymod.new_key()
+    elif keymod.check_key(key).bit_length() < 64:
+        warnings.warn(f"key: a {key.bit_length()}-bit key can be guessed, and with it the "
+                      "perturbation regenerated; leave the key out for 128 random bits",
+                      stacklevel=2)
     src = Path(data).resolve()
     if not src.exists():
         raise FileNotFoundError(f"data: no such file or folder {src}")

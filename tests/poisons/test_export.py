@@ -35,6 +35,16 @@ def small_npz(tmp_path):
     return write_npz(tmp_path / "src" / "small.npz", x, y.numpy())
 
 
+@pytest.fixture(scope="module")
+def coefficients(tmp_path_factory):
+    """A stable coefficient set saved to a file, instant (sampling with the reference's
+    acceptance tests takes 20-60 s here; tests/poisons/test_export_secrets.py does it)."""
+    raw = torch.randn(10, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    raw[..., 2, 2] = 0
+    path = tmp_path_factory.mktemp("coeffs") / "coeffs.pt"
+    return str(ARCoefficients(0.9 * raw / raw.abs().sum((-2, -1), keepdim=True)).save(path))
+
+
 def ar_from_key_file(path):
     record = keys.read_key_file(path)
     coeffs = torch.tensor(record["secrets"]["ar_coefficients"])
@@ -43,10 +53,10 @@ def ar_from_key_file(path):
                     key=keys.philox_key(record["key"]))
 
 
-def test_ar_round_trip_through_cli(small_npz, tmp_path):
+def test_ar_round_trip_through_cli(small_npz, tmp_path, coefficients):
     out_dir = tmp_path / "out"
     assert cli.main(["poison", "--method", "ar", "--data", str(small_npz), "--out", str(out_dir),
-                     "--key", "1234", "--batch-size", "16"]) == 0
+                     "--key", "1234", "--batch-size", "16", "--coefficients", coefficients]) == 0
     src, out = load_npz(small_npz), load_npz(out_dir / "small.npz")
     key_file = tmp_path / "out.key.json"
     record = keys.read_key_file(key_file)
@@ -207,8 +217,9 @@ def _read_png(path):
     return torch.from_numpy(np.array(Image.open(path))).permute(2, 0, 1)
 
 
-def test_npz_to_png_image_folder(small_npz, tmp_path):
-    out = poison_dataset(small_npz, tmp_path / "png", fmt="png", key=9, progress=False)
+def test_npz_to_png_image_folder(small_npz, tmp_path, coefficients):
+    out = poison_dataset(small_npz, tmp_path / "png", fmt="png", key=9,
+                         coefficients=coefficients, progress=False)
     src = load_npz(small_npz)
     expected, _ = ar_from_key_file(default_key_file(tmp_path / "png"))(
         src["x_train"], src["y_train"], torch.arange(40))
@@ -225,12 +236,13 @@ def _save(image, path):
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)
 
 
-def test_image_folder_round_trip_and_refusals(tmp_path):
+def test_image_folder_round_trip_and_refusals(tmp_path, coefficients):
     x, _ = synthetic_images(6, 40, seed=1)
     root = tmp_path / "folder"
     for i in range(6):  # two classes, two image sizes
         _save(x[i] if i % 2 else x[i][:, :24, :32], root / f"class{i % 2}" / f"im{i}.png")
-    out = poison_dataset(root, tmp_path / "out", method="ar", key=3, progress=False)
+    out = poison_dataset(root, tmp_path / "out", method="ar", key=3, coefficients=coefficients,
+                         progress=False)
     from torchvision.datasets import ImageFolder
     samples = ImageFolder(str(root)).samples
     poison = ar_from_key_file(default_key_file(tmp_path / "out"))
