@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 
 
@@ -35,15 +36,22 @@ def _eval(args: argparse.Namespace) -> int:
     from .eval.models import NESTEROV
     from .eval.run import check_conditions, init_distributed, run_matrix
     from .eval.train import TrainConfig
+    from ._outputs import check_output_folder
+    from .eval.conditions import parse_spec
     conditions = list(itertools.product(args.poison or ["none"], args.defense or ["none"]))
     check_conditions(conditions)  # fail on a bad name before loading data
+    specs = (args.poison or []) + (args.defense or [])
+    inputs = [parse_spec(s)[2]["path"] for s in specs if "path" in parse_spec(s)[2]]
+    if args.data and os.path.exists(args.data):
+        inputs.append(args.data)
+    out = check_output_folder(args.out or "out/eval", inputs, force=args.force, reuse=args.resume)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          nesterov=NESTEROV[args.model], seed=args.seed)
     init_distributed()
     data = load_dataset(args.data)
     if args.train_subset or args.test_subset:
         data = data.subset(args.train_subset, args.test_subset, seed=args.seed)
-    run_matrix(conditions, data, args.out or "out/eval", model=args.model, config=config,
+    run_matrix(conditions, data, out, model=args.model, config=config,
                device=args.device, workers=args.workers, resume=args.resume)
     return 0
 
@@ -134,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=_positive, default=256)
     ev.add_argument("--lr", type=float, default=0.1)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--force", action="store_true",
+                    help="write into a non-empty --out (its report files are replaced)")
     ev.set_defaults(func=_eval)
 
     demo = sub.add_parser("demo", help="run the matrix of poisons and defenses, write a report")

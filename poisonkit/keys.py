@@ -88,9 +88,10 @@ def matches(key: int, check: dict) -> bool:
     return hmac.compare_digest(expected.hex(), check["hash"])
 
 
-def key_id(key: int, salt: bytes) -> str:
-    """A short salted id (8 hex) naming a key in eval outputs without revealing it."""
-    return _scrypt(key, salt, 4).hex()
+def key_id(key, salt: bytes) -> str:
+    """A short salted id (8 hex) naming a key (as written in a condition: int or text) in
+    eval outputs without revealing it."""
+    return hashlib.scrypt(str(key).encode(), salt=salt, dklen=4, maxmem=64 << 20, **SCRYPT).hex()
 
 
 def write_key_file(path: str | os.PathLike, payload: dict) -> Path:

@@ -3,6 +3,10 @@ loader, train, record clean test accuracy; then write per-run JSON, the matrix J
 markdown report and the plots."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import inspect
+import io
 import json
 import os
 import re
@@ -13,9 +17,10 @@ from pathlib import Path
 import torch
 
 from .._io import write_json, write_text
+from ..keys import key_id
 from ..data import ImageDataset, PoisonedTensorDataset, apply_in_chunks, make_loader
 from . import report
-from .conditions import Context, check_spec, make_defense, make_poison
+from .conditions import ConditionError, Context, check_spec, make_defense, make_poison
 from .models import NESTEROV, build_model
 from .train import TrainConfig, train
 
@@ -57,16 +62,51 @@ def _slug(poison: str, defense: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "-", f"{poison}__{defense}")
 
 
-def _data_record(data: ImageDataset) -> dict:
+# --resume compares this fingerprint of the data, not only its name and sizes.
+CONTENT_HASH = ("sha256 over each split's shape and dtype, all labels and every k-th byte of "
+                "the images (k = ceil(size / 2^22))")
+
+
+def content_hash(data: ImageDataset) -> str:
+    h = hashlib.sha256()
+    for t in (data.x_train, data.y_train, data.x_test, data.y_test):
+        flat = t.contiguous().view(-1)
+        step = max(1, -(-flat.numel() // (1 << 22))) if t.dtype == torch.uint8 else 1
+        h.update(f"{tuple(t.shape)} {t.dtype} {step};".encode())
+        h.update(flat[::step].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _data_record(data: ImageDataset, digest: str) -> dict:
     return {"source": data.source, "train": len(data.x_train), "test": len(data.x_test),
-            "num_classes": data.num_classes, "image_shape": list(data.image_shape)}
+            "num_classes": data.num_classes, "image_shape": list(data.image_shape),
+            "content_sha256": digest, "content_hash": CONTENT_HASH}
+
+
+def public_spec(kind: str, spec: str, salt: bytes) -> str:
+    """The condition as outputs may show it: a `key` parameter (named or positional)
+    becomes a short salted id (keys.key_id), so results.json, README.md, plots and run
+    file names never hold a key."""
+    factory, args, kwargs = check_spec(kind, spec)
+    bound = inspect.signature(factory).bind(None, *args, **kwargs).arguments
+    if "key" not in bound:
+        return spec
+    params = list(bound.items())[1:]
+    name = spec.strip().partition(":")[0]
+    return f"{name}:" + ",".join(f"{k}=#{key_id(v, salt)}" if k == "key" else f"{k}={v}"
+                                 for k, v in params)
 
 
 def _settings(data: ImageDataset, poison: str, defense: str, model: str, config: TrainConfig,
               workers: int) -> dict:
-    """What determines a run's result (and so whether a finished run can be reused)."""
-    return {"poison": poison, "defense": defense, "model": model, "epochs": config.epochs,
-            "data": _data_record(data), "config": {**asdict(config), "workers": workers}}
+    """What determines a run's result (and so whether a finished run can be reused); the
+    conditions' keys appear only as ids salted with the data's content hash."""
+    digest = content_hash(data)
+    salt = bytes.fromhex(digest)
+    return {"poison": public_spec("poison", poison, salt),
+            "defense": public_spec("defense", defense, salt), "model": model,
+            "epochs": config.epochs, "data": _data_record(data, digest),
+            "config": {**asdict(config), "workers": workers}}
 
 
 def example_picks(labels: torch.Tensor, count: int = 10) -> torch.Tensor:
@@ -75,9 +115,20 @@ def example_picks(labels: torch.Tensor, count: int = 10) -> torch.Tensor:
     return torch.stack([torch.nonzero(labels == k)[0, 0] for k in classes])
 
 
+def _built(kind: str, spec: str, make):
+    """make() with a factory's own error (e.g. jpeg:200) reported as a ConditionError."""
+    try:
+        return make()
+    except ConditionError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise ConditionError(f"{kind} {spec!r}: {e}") from e
+
+
 def poison_images(data: ImageDataset, poison: str, seed: int = 0) -> torch.Tensor:
     """The training images with `poison` applied (the stored images for 'none')."""
-    fn = make_poison(poison, Context(data.num_classes, data.image_shape, seed))
+    fn = _built("poison", poison, lambda: make_poison(
+        poison, Context(data.num_classes, data.image_shape, seed)))
     if fn is None:
         return data.x_train
     return apply_in_chunks(fn, data.x_train, data.y_train, desc=f"poison {poison}")
@@ -118,6 +169,19 @@ def run_condition(data: ImageDataset, poison: str, defense: str, model: str = "s
     return report.validate_result(result), examples
 
 
+def check_defenses(conditions: list[tuple[str, str]], data: ImageDataset,
+                   poisoned: dict[str, torch.Tensor], seed: int) -> None:
+    """Builds every condition's defense once on a small slice of its poisoned training set
+    (a projection fits in milliseconds there) and discards it, so a bad parameter fails
+    before the first condition trains rather than after it."""
+    n = min(64, len(data.x_train))
+    for poison, defense in dict.fromkeys(conditions):
+        ctx = Context(data.num_classes, data.image_shape, seed, poisoned[poison][:n],
+                      data.y_train[:n])
+        with contextlib.redirect_stdout(io.StringIO()):  # e.g. the trial fit's accuracy
+            _built("defense", defense, lambda: make_defense(defense, ctx))
+
+
 def _reusable(path: Path, expected: dict) -> dict | None:
     """A finished run's record, if it exists, is well-formed and has the same settings."""
     try:
@@ -138,16 +202,19 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
     out = Path(out)
     picks = example_picks(data.y_train)
     results, rows, poisoned_cache = [], [("clean", data.x_train[picks])], {}
-    for poison, defense in conditions:
-        path = out / "runs" / f"{_slug(poison, defense)}.json"
+    for poison, _ in conditions:  # every poison and defense built before any training
         if poison not in poisoned_cache:
             poisoned_cache[poison] = poison_images(data, poison, config.seed)
-            if poison != "none":
-                rows.append((poison, poisoned_cache[poison][picks]))
+    check_defenses(conditions, data, poisoned_cache, config.seed)
+    for poison, defense in conditions:
         settings = _settings(data, poison, defense, model, config, workers)
+        shown = settings["poison"]
+        if poison != "none" and shown not in dict(rows):
+            rows.append((shown, poisoned_cache[poison][picks]))
+        path = out / "runs" / f"{_slug(shown, settings['defense'])}.json"
         old = _reusable(path, settings) if resume else None
         if old is not None:
-            print(f"{poison} / {defense}: reusing {path}")
+            print(f"{shown} / {settings['defense']}: reusing {path}")
             result = old
             ctx = Context(data.num_classes, data.image_shape, config.seed, poisoned_cache[poison], data.y_train)
             examples = {"poisoned": poisoned_cache[poison][picks],
@@ -159,8 +226,8 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
                 write_json(path, result)
         results.append(result)
         if defense != "none" and not torch.equal(examples["defended"], examples["poisoned"]):
-            rows.append((f"{poison} + {defense}", examples["defended"]))
-        print(f"{poison} / {defense}: peak {result['peak_accuracy']:.1%} (epoch "
+            rows.append((f"{shown} + {settings['defense']}", examples["defended"]))
+        print(f"{shown} / {settings['defense']}: peak {result['peak_accuracy']:.1%} (epoch "
               f"{result['peak_epoch']}), final {result['final_accuracy']:.1%}, {result['seconds']:.0f} s")
     if is_main_process():
         write_report(results, rows, out, title, data, notes or [])
