@@ -1,11 +1,8 @@
 """Eval outputs never hold a key, every condition is built before the first training, and
 --resume notices changed data (issue 14, findings 2, 4, 5); `eval` and `fit-projection`
 check --out before any work."""
-import json
-
 import numpy as np
 import pytest
-import torch
 
 from poisonkit.cli import main
 from poisonkit.data import synthetic_dataset
