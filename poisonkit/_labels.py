@@ -24,12 +24,12 @@ def check_labels(train, test=None, num_classes: int | None = None) -> int:
         raise ValueError("y_train: expected at least one training label")
     present = np.unique(y)
     if present[0] < 0:
-        raise ValueError(f"y_train: labels must be >= 0, got {int(present[0])}")
+        raise ValueError(f"y_train: class indices must be >= 0, got {int(present[0])}")
     if num_classes is not None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
         if present[-1] >= num_classes:
-            raise ValueError(f"y_train: labels must be in [0, {num_classes}) (num_classes), "
+            raise ValueError(f"y_train: class indices must be in [0, {num_classes}) (num_classes), "
                              f"got {int(present[-1])}")
     else:
         if int(present[-1]) + 1 != len(present):
@@ -41,7 +41,7 @@ def check_labels(train, test=None, num_classes: int | None = None) -> int:
     if test is not None:
         t = np.unique(_as_numpy(test, "y_test"))
         if len(t) and (t[0] < 0 or t[-1] >= num_classes):
-            raise ValueError(f"y_test: labels must be in [0, {num_classes}), got values in "
+            raise ValueError(f"y_test: class indices must be in [0, {num_classes}), got values in "
                              f"[{int(t[0])}, {int(t[-1])}]")
         unseen = np.setdiff1d(t, present)
         if len(unseen):

@@ -161,8 +161,9 @@ def _image_folder(path: Path) -> ImageDataset:
 
 
 def _from_npz(path: Path) -> ImageDataset:
+    from ._labels import check_labels
     d = load_npz(path)
-    num_classes = int(max(d["y_train"].max(), d["y_test"].max())) + 1
+    num_classes = check_labels(d["y_train"], d["y_test"])  # a stray label of 1000 is an error
     return ImageDataset(d["x_train"], d["y_train"], d["x_test"], d["y_test"], num_classes, f"npz {path}")
 
 

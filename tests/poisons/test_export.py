@@ -181,11 +181,11 @@ def test_bad_input(small_npz, tmp_path):
 
 
 @pytest.mark.parametrize("y_train, y_test, num_classes, match", [
-    (np.arange(40) % 10 - 1, None, None, "y_train: labels must be >= 0"),
+    (np.arange(40) % 10 - 1, None, None, "y_train: class indices must be >= 0"),
     ((np.arange(40) % 10).astype(np.float32), None, None, "integer class labels"),
     (np.where(np.arange(40) == 5, 1000, np.arange(40) % 10), None, None, "only 11 distinct"),
     (np.arange(40) % 10, None, 5, r"in \[0, 5\) \(num_classes\)"),
-    (np.arange(40) % 9, np.full(8, 9), None, r"y_test: labels must be in \[0, 9\)"),
+    (np.arange(40) % 9, np.full(8, 9), None, r"y_test: class indices must be in \[0, 9\)"),
     (np.arange(40) % 9, np.full(8, 9), 10, r"classes \[9\] have no training image"),
 ])
 def test_labels_checked_before_any_work(tmp_path, y_train, y_test, num_classes, match):
