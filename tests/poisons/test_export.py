@@ -300,3 +300,20 @@ def test_stem_collisions_are_refused_with_their_list(tmp_path):
     with pytest.raises(ValueError, match=r"a/im.(bmp|png), a/im.(png|bmp)"):
         poison_dataset(root, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_counts_are_checked_against_the_files_written(tmp_path, monkeypatch):
+    """A PNG that silently fails to appear (once: a deleted staging folder) is caught before
+    anything is published."""
+    from poisonkit.poisons import export
+    x, _ = synthetic_images(6, 16, seed=2)
+    root = tmp_path / "data"
+    for i in range(6):
+        _save(x[i], root / f"c{i % 2}" / f"im{i}.png")
+    real = export._save_png
+    monkeypatch.setattr(export, "_save_png",
+                        lambda image, path: None if path.name == "im3.png" else real(image, path))
+    with pytest.raises(RuntimeError, match=r"wrote \{'train': 5\}.*nothing was published"):
+        poison_dataset(root, tmp_path / "out", method="classwise-blur", progress=False)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    assert not default_key_file(tmp_path / "out").exists()
