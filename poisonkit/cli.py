@@ -61,7 +61,8 @@ def _eval(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from .eval.reproduce import reproduce
     reproduce(args.paper, args.scale, out=args.out, data=args.data, epochs=args.epochs,
-              device=args.device, workers=args.workers)
+              device=args.device, workers=args.workers, train_subset=args.train_subset,
+              test_subset=args.test_subset)
     return 0
 
 
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--epochs", type=_positive, default=None, help="override the scale's epochs")
     rep.add_argument("--device", default="auto")
     rep.add_argument("--workers", type=int, default=0)
+    rep.add_argument("--train-subset", type=_positive, default=None, help="random training subset size")
+    rep.add_argument("--test-subset", type=_positive, default=None, help="random test subset size")
     rep.set_defaults(func=_reproduce)
 
     demo = sub.add_parser("demo", help="run the matrix of poisons and defenses, write a report")

@@ -107,7 +107,8 @@ def _pct(v: float | None) -> str:
 
 def reproduce(paper: str, scale: str = "cpu", out: str | os.PathLike | None = None,
               data: str | None = None, epochs: int | None = None, device: str = "auto",
-              workers: int = 0, verbose: bool = True) -> dict:
+              workers: int = 0, verbose: bool = True, train_subset: int | None = None,
+              test_subset: int | None = None) -> dict:
     """Runs `paper`'s matrix at `scale`; writes OUT/ (run_matrix's files) plus
     reproduce.md, reproduce.json and reproduce.png. Returns the reproduce.json payload."""
     from ..data import load_dataset
@@ -125,6 +126,8 @@ def reproduce(paper: str, scale: str = "cpu", out: str | os.PathLike | None = No
     if data is None and scale == "paper":
         data = "cifar10"
     dataset = load_dataset(data)
+    if train_subset or test_subset:
+        dataset = dataset.subset(train_subset, test_subset)
     notes = [f"scale {scale}: {model}, {n_epochs} epochs; published numbers are ResNet-18 on "
              "full CIFAR-10", *spec.notes]
     results = run_matrix(runnable, dataset, out, model=model, config=config, device=device,
