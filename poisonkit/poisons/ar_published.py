@@ -9,6 +9,11 @@ files in the reference's own formats.
   used for CIFAR-100 and ImageNet-100.
 Both are [K, 3, 3, 3] float32 (class, channel, 3x3 taps; tap (2,2) zero; each channel's
 8 taps sum to 1 up to the source's 4-decimal printing).
+
+ImageNet-100 ('imagenet100-published' preset): images are brought to 224x224 first
+(IMAGENET_PREPROCESS: Resize(256), CenterCrop(224)) and perturbed with a 226x226 canvas
+cropped by 2. That recipe is issue 16's account of the reference; its ImageNet script is
+not among the reference files available to this project, so it is unverified here.
 """
 from __future__ import annotations
 
@@ -18,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.transforms import v2
 
 from .ar import ARCoefficients
 
 DATA = Path(__file__).parent / "data"
+IMAGENET_PREPROCESS = v2.Compose([v2.Resize(256), v2.CenterCrop(224)])
 PUBLISHED = {"cifar10-published": "ar-cifar10-published.json",
              "cifar100-published": "ar-cifar100-published.json"}
 
