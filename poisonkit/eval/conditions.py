@@ -60,6 +60,10 @@ class Defense:
     protocol: str = "harness"
     restore: str | None = None
 
+    def __post_init__(self):
+        if self.restore not in (None, "reflect"):
+            raise ValueError(f"restore: expected None or 'reflect', got {self.restore!r}")
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.transform is None:
             return images
