@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/protocols")
     parser.add_argument("--train-subset", type=int, default=None)
     parser.add_argument("--test-subset", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = load_dataset(args.data)
@@ -39,7 +40,7 @@ def main() -> None:
              "DFR: last linear layer refitted (full-batch LBFGS on eval-mode features) on a "
              "clean, held-out 10% of the training split that was never trained on"]
     run_matrix(CONDITIONS, data, args.out, model="small",
-               config=TrainConfig(epochs=args.epochs, nesterov=True), resume=True,
+               config=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, nesterov=True), resume=True,
                title="Reference protocols, AR coefficient sets, projection recipe, DFR",
                notes=notes, verbose=False, probe="dfr")
 

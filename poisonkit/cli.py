@@ -62,7 +62,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     from .eval.reproduce import reproduce
     reproduce(args.paper, args.scale, out=args.out, data=args.data, epochs=args.epochs,
               device=args.device, workers=args.workers, train_subset=args.train_subset,
-              test_subset=args.test_subset)
+              test_subset=args.test_subset, batch_size=args.batch_size)
     return 0
 
 
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--epochs", type=_positive, default=None, help="override the scale's epochs")
     rep.add_argument("--device", default="auto")
     rep.add_argument("--workers", type=int, default=0)
+    rep.add_argument("--batch-size", type=_positive, default=None, help="override the scale's batch size")
     rep.add_argument("--train-subset", type=_positive, default=None, help="random training subset size")
     rep.add_argument("--test-subset", type=_positive, default=None, help="random test subset size")
     rep.set_defaults(func=_reproduce)

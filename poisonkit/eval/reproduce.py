@@ -108,7 +108,7 @@ def _pct(v: float | None) -> str:
 def reproduce(paper: str, scale: str = "cpu", out: str | os.PathLike | None = None,
               data: str | None = None, epochs: int | None = None, device: str = "auto",
               workers: int = 0, verbose: bool = True, train_subset: int | None = None,
-              test_subset: int | None = None) -> dict:
+              test_subset: int | None = None, batch_size: int | None = None) -> dict:
     """Runs `paper`'s matrix at `scale`; writes OUT/ (run_matrix's files) plus
     reproduce.md, reproduce.json and reproduce.png. Returns the reproduce.json payload."""
     from ..data import load_dataset
@@ -120,7 +120,8 @@ def reproduce(paper: str, scale: str = "cpu", out: str | os.PathLike | None = No
     out = Path(out or f"out/reproduce-{paper}-{scale}")
     model = "small" if scale == "cpu" else "resnet18"
     n_epochs = epochs or spec.epochs[scale]
-    config = TrainConfig(epochs=n_epochs, batch_size=spec.batch_size[scale], nesterov=NESTEROV[model])
+    config = TrainConfig(epochs=n_epochs, batch_size=batch_size or spec.batch_size[scale],
+                         nesterov=NESTEROV[model])
     missing = {(c.poison, c.defense): unavailable_reason(c.poison, c.defense) for c in spec.cells}
     runnable = [(c.poison, c.defense) for c in spec.cells if missing[(c.poison, c.defense)] is None]
     if data is None and scale == "paper":
