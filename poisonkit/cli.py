@@ -16,8 +16,10 @@ def _positive(text: str) -> int:
 
 def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
     from .eval.models import MODELS
-    p.add_argument("--model", default="small", choices=sorted(MODELS),
-                   help="small: airbench-style CNN for CPUs; resnet18: the papers' model")
+    p.add_argument("--model", default="small",
+                   help=f"one of {sorted(MODELS)} (small: airbench-style CNN for CPUs; resnet18: "
+                        "the papers' model) or your own 'package.module:factory', called as "
+                        "factory(num_classes=..., in_channels=...)")
     p.add_argument("--epochs", type=_positive, default=epochs)
     p.add_argument("--data", default=None,
                    help="cifar10, cifar100, synthetic, an .npz or an ImageFolder folder "
@@ -33,26 +35,42 @@ def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from .data import load_dataset
-    from .eval.models import NESTEROV
-    from .eval.run import check_conditions, init_distributed, run_matrix
+    from .eval.models import MODELS, NESTEROV, load_factory
+    from .eval.run import check_conditions, check_run_options, init_distributed, run_matrix
     from .eval.train import TrainConfig
     from ._outputs import check_output_folder
     from .eval.conditions import parse_spec
     conditions = list(itertools.product(args.poison or ["none"], args.defense or ["none"]))
     check_conditions(conditions)  # fail on a bad name before loading data
+    try:  # an unknown model or option fails before loading data too
+        check_run_options(args.protocol, args.probe)
+        if args.model not in MODELS:
+            load_factory(args.model)
+    except ValueError as e:
+        print(f"poisonkit eval: error: {e}", file=sys.stderr)
+        return 2
     specs = (args.poison or []) + (args.defense or [])
     inputs = [parse_spec(s)[2]["path"] for s in specs if "path" in parse_spec(s)[2]]
     if args.data and os.path.exists(args.data):
         inputs.append(args.data)
     out = check_output_folder(args.out or "out/eval", inputs, force=args.force, reuse=args.resume)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         nesterov=NESTEROV[args.model], seed=args.seed)
+                         nesterov=NESTEROV.get(args.model, False), seed=args.seed)
     init_distributed()
     data = load_dataset(args.data)
     if args.train_subset or args.test_subset:
         data = data.subset(args.train_subset, args.test_subset, seed=args.seed)
     run_matrix(conditions, data, out, model=args.model, config=config,
-               device=args.device, workers=args.workers, resume=args.resume)
+               device=args.device, workers=args.workers, resume=args.resume,
+               protocol=args.protocol, probe=args.probe)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .eval.reproduce import reproduce
+    reproduce(args.paper, args.scale, out=args.out, data=args.data, epochs=args.epochs,
+              device=args.device, workers=args.workers, train_subset=args.train_subset,
+              test_subset=args.test_subset, batch_size=args.batch_size)
     return 0
 
 
@@ -127,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.common import DEFAULT_OUT
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
+    from .eval.protocols import PROTOCOLS
+    from .eval.reproduce import PAPERS, SCALES
     from .poisons.export import METHODS as EXPORT_METHODS
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"poisonkit {__version__}")
@@ -147,7 +167,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--force", action="store_true",
                     help="write into a non-empty --out (its report files are replaced)")
+    ev.add_argument("--probe", default=None, choices=("dfr",),
+                    help="dfr: hold out a clean 10%% of the training set, then retrain only the "
+                         "last linear layer on it and report its test accuracy (never the test set)")
+    ev.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS),
+                    help="train every condition with this reference protocol (default: each "
+                         "defense's own; see poisonkit.eval.protocols)")
     ev.set_defaults(func=_eval)
+
+    rep = sub.add_parser("reproduce", help="run a seed paper's matrix with its protocol; table "
+                                           "and PNG with the published number beside each measured one")
+    rep.add_argument("paper", choices=sorted(PAPERS))
+    rep.add_argument("--scale", default="cpu", choices=SCALES,
+                     help="cpu: the shared 10k subset (or --data), small CNN; paper: full "
+                          "CIFAR-10, ResNet-18, the paper's epochs (a GPU run)")
+    rep.add_argument("--data", default=None, help="dataset (default: $POISONKIT_DATA / cifar10)")
+    rep.add_argument("--out", default=None, help="output folder (default out/reproduce-PAPER-SCALE)")
+    rep.add_argument("--epochs", type=_positive, default=None, help="override the scale's epochs")
+    rep.add_argument("--device", default="auto")
+    rep.add_argument("--workers", type=int, default=0)
+    rep.add_argument("--batch-size", type=_positive, default=None, help="override the scale's batch size")
+    rep.add_argument("--train-subset", type=_positive, default=None, help="random training subset size")
+    rep.add_argument("--test-subset", type=_positive, default=None, help="random test subset size")
+    rep.set_defaults(func=_reproduce)
 
     demo = sub.add_parser("demo", help="run the matrix of poisons and defenses, write a report")
     _add_training_args(demo, epochs=EPOCHS)
