@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchvision.transforms.v2.functional import pil_to_tensor
 from tqdm import tqdm
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -275,15 +277,30 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int =
 
 
 class PoisonedDataset(torch.utils.data.Dataset):
-    """base[i] = (image, label) poisoned on the fly by poison(image, label, i) (e.g. an
-    ARPoison), so the poison depends on the sample index, not on the batch or worker."""
+    """Any map-style dataset of (image, label) (torchvision ImageFolder or CIFAR10 giving
+    PIL images, an in-memory tensor dataset, ...) poisoned on the fly: item i is the
+    poison applied to (image, label, i), then ``transforms(image, label)`` when given
+    (torchvision's ``transforms`` convention: v2 transforms take the pair). The poison
+    depends on the sample index, not on the batch or worker. Items are (image tensor,
+    label): a PIL result becomes a uint8 CHW tensor, so default_collate batches them."""
 
-    def __init__(self, base, poison):
-        self.base, self.poison = base, poison
+    def __init__(self, base, poison, transforms=None):
+        if not hasattr(base, "__getitem__") or not hasattr(base, "__len__"):
+            raise TypeError(f"base: expected a map-style dataset, got {type(base).__name__}")
+        if not callable(getattr(poison, "poison_batch", None)):
+            raise TypeError(f"poison: expected a poisonkit Poison, got {type(poison).__name__}")
+        if transforms is not None and not callable(transforms):
+            raise TypeError(f"transforms: expected a callable or None, got {type(transforms).__name__}")
+        self.base, self.poison, self.transforms = base, poison, transforms
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int):
         image, label = self.base[index]
-        return self.poison(image, label, index)
+        image, label, _ = self.poison(image, label, index)
+        if self.transforms is not None:
+            image, label = self.transforms(image, label)
+        if isinstance(image, PIL.Image.Image):
+            image = pil_to_tensor(image)
+        return image, label

@@ -174,7 +174,7 @@ def _no_poison(ctx: Context) -> None:
 def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0) -> Poison:
     """Class-wise blur ('CUDA', DESIGN §3.2); key 0 gives the reference kernels."""
     blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=key)
-    return lambda images, labels, indices: blur(images, labels)[0]
+    return blur.poison_batch
 
 
 @register_poison("ar")
@@ -183,7 +183,7 @@ def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 
     """Autoregressive perturbations (DESIGN §3.1): L2 eps 1.0 and crop 4 by default (the
     CIFAR preset), coefficients sampled with `seed`, perturbation keyed by (key, index)."""
     poison = ARPoison(ctx.num_classes, eps=eps, p=p, crop=crop, key=key, seed=seed)
-    return lambda images, labels, indices: poison(images, labels, indices)[0]
+    return poison.poison_batch
 
 
 # --- defenses --------------------------------------------------------------------------

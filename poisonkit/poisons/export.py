@@ -72,10 +72,10 @@ def _make_poison(method: str, num_classes: int, out_dir: Path, key: int, eps: fl
         saved = coeffs.save(out_dir / "ar_coefficients.pt")
         params = {"eps": eps, "p": str(p), "crop": crop, "key_sha256": key_hash(key),
                   "coefficients": saved.name, "coefficients_metadata": coeffs.metadata}
-        return lambda x, y, i: poison(x, y, i)[0], params
+        return poison.poison_batch, params
     from ..transforms import ClasswiseBlur
     poison = ClasswiseBlur(num_classes, seed=seed)
-    return lambda x, y, i: poison(x, y)[0], {"seed": seed, "num_classes": num_classes}
+    return poison.poison_batch, {"seed": seed, "num_classes": num_classes}
 
 
 class _NpzSource:

@@ -32,7 +32,7 @@ def test_ar_round_trip_through_cli(small_npz, tmp_path):
                      "--key", "1234", "--batch-size", "16"]) == 0
     src, out = load_npz(small_npz), load_npz(out_dir / "small.npz")
     coeffs = ARCoefficients.load(out_dir / "ar_coefficients.pt")
-    expected, _ = ARPoison(coeffs, key=1234)(src["x_train"], src["y_train"], torch.arange(40))
+    expected = ARPoison(coeffs, key=1234).poison_batch(src["x_train"], src["y_train"], torch.arange(40))
     assert torch.equal(out["x_train"], expected)
     assert torch.equal(out["y_train"], src["y_train"])
     assert torch.equal(out["x_test"], src["x_test"])  # the test split stays clean
@@ -52,7 +52,7 @@ def test_classwise_blur_round_trip(small_npz, tmp_path):
     out = poison_dataset(small_npz, tmp_path / "blur", method="classwise-blur", seed=0,
                      progress=False)
     src = load_npz(small_npz)
-    expected, _ = ClasswiseBlur(10, seed=0)(src["x_train"], src["y_train"])
+    expected = ClasswiseBlur(10, seed=0).poison_batch(src["x_train"], src["y_train"])
     assert torch.equal(load_npz(out)["x_train"], expected)
 
 
@@ -98,7 +98,7 @@ def test_npz_to_png_image_folder(small_npz, tmp_path):
     out = poison_dataset(small_npz, tmp_path / "png", fmt="png", key=9, progress=False)
     src = load_npz(small_npz)
     coeffs = ARCoefficients.load(tmp_path / "png" / "ar_coefficients.pt")
-    expected, _ = ARPoison(coeffs, key=9)(src["x_train"], src["y_train"], torch.arange(40))
+    expected = ARPoison(coeffs, key=9).poison_batch(src["x_train"], src["y_train"], torch.arange(40))
     for i in (0, 17, 39):
         label = int(src["y_train"][i])
         assert torch.equal(_read_png(out / "train" / str(label) / f"{i:07d}.png"), expected[i])
@@ -122,7 +122,7 @@ def test_image_folder_round_trip_and_refusals(tmp_path):
     poison = ARPoison(coeffs, key=3)
     for index, (path, label) in enumerate(samples):
         rel = Path(path).relative_to(root)
-        expected, _ = poison(_read_png(path), label, index)
+        expected = poison.poison_batch(_read_png(path), label, index)
         assert torch.equal(_read_png(out / rel), expected)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["format"] == "png" and manifest["counts"] == {"train": 6}
