@@ -1,0 +1,43 @@
+"""torch.compile(fullgraph=True) of every transform equals eager."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from poisonkit.defenses.projection import Projection
+from poisonkit.transforms import (ARPoison, ClasswiseBlur, LowPass, OrthogonalProjection,
+                                  Sharpen)
+
+CASES = {
+    "sharpen": lambda: Sharpen(),
+    "sharpen-reflect": lambda: Sharpen(padding="reflect"),
+    "lowpass-dct": lambda: LowPass(),
+    "lowpass-fft-disk": lambda: LowPass(basis="fft", shape="disk"),
+    "classwise-blur": lambda: ClasswiseBlur(seed=0),
+    "ar": lambda: ARPoison(10, key=3),
+    "ar-partial": lambda: ARPoison(10, key=3, ratio=0.5),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_fullgraph_compile_equals_eager(name, dtype, gen):
+    torch._dynamo.reset()
+    t = CASES[name]()
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    x = x if dtype == torch.uint8 else x.float() / 255
+    args = (x, torch.tensor([0, 3, 5, 9]), torch.arange(40, 44))
+    args = args if "ar" in name or "blur" in name else args[:1]
+    eager, compiled = t(*args), torch.compile(t, fullgraph=True)(*args)
+    if isinstance(eager, tuple):
+        eager, compiled = eager[0], compiled[0]
+    assert torch.equal(eager, compiled)
+
+
+def test_projection_compiles(gen):
+    torch._dynamo.reset()
+    Q, _ = torch.linalg.qr(torch.randn(3 * 8 * 8, 5, generator=gen))
+    t = OrthogonalProjection(Projection(Q=Q, image_shape=(3, 8, 8), weight=torch.zeros(5, 192),
+                                        train_accuracy=0.0))
+    x = torch.rand(3, 3, 8, 8, generator=gen)
+    assert torch.equal(torch.compile(t, fullgraph=True)(x), t(x))
