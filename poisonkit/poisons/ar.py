@@ -275,12 +275,15 @@ class ARPoison(Poison):
     def preset(cls, name: str, coefficients=None, key: int | None = None, seed: int = 0,
                **overrides):
         """ARPoison with a dataset's defaults: 'cifar10', 'cifar100', 'svhn', 'stl10',
-        'imagenet' (224x224). coefficients default to a freshly sampled set."""
+        'imagenet' (224x224). coefficients default to a freshly sampled set. overrides: a
+        preset's entries (num_classes, crop, eps, p) or Poison options (ratio, getters)."""
         if name not in AR_PRESETS:
             raise ValueError(f"preset: expected one of {sorted(AR_PRESETS)}, got {name!r}")
-        cfg = {**AR_PRESETS[name], **overrides}
+        preset_keys = {*AR_PRESETS[name], "p"}
+        cfg = {**AR_PRESETS[name], **{k: v for k, v in overrides.items() if k in preset_keys}}
+        options = {k: v for k, v in overrides.items() if k not in preset_keys}
         return cls(cfg["num_classes"] if coefficients is None else coefficients, eps=cfg["eps"],
-                   p=cfg.get("p", 2), crop=cfg["crop"], key=key, seed=seed)
+                   p=cfg.get("p", 2), crop=cfg["crop"], key=key, seed=seed, **options)
 
     @property
     def philox_key(self) -> int:

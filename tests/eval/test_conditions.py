@@ -78,6 +78,7 @@ def test_ssk_is_valid_sharpening_reflect_padded_back(batch):
 
 def test_rsk_draws_fresh_kernels_at_every_call(batch):
     x, _ = batch
+    torch.manual_seed(0)  # rsk draws from the global RNG: the mean check below depends on the draw
     d = make_defense("rsk", CTX)
     a, b = d(x), d(x)
     assert a.dtype == torch.float32 and not torch.equal(a, b)

@@ -175,6 +175,8 @@ def test_presets(set10):
     assert (stl.eps, stl.crop) == (3.0, 4)
     out = stl.poison_batch(torch.full((3, 96, 96), 0.5), 4, 11)
     assert (out - 0.5).norm().item() == pytest.approx(3.0, rel=1e-4)
+    partial = ARPoison.preset("cifar10", coefficients=set10, key=1, ratio=0.25)
+    assert partial.ratio == 0.25 and partial.eps == 1.0
 
 
 class _Indexed(torch.utils.data.Dataset):
