@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from poisonkit.defenses.projection import Projection
-from poisonkit.transforms import (ARPoison, ClasswiseBlur, LowPass, OrthogonalProjection,
-                                  Sharpen)
+from poisonkit.transforms import (RSKFF, ARPoison, ClasswiseBlur, LowPass, OrthogonalProjection,
+                                  RandomSharpen, Sharpen)
 
 CASES = {
     "sharpen": lambda: Sharpen(),
@@ -45,3 +45,18 @@ def test_projection_compiles(gen):
                                         train_accuracy=0.0))
     x = torch.rand(3, 3, 8, 8, generator=gen)
     assert torch.equal(torch.compile(t, fullgraph=True)(x), t(x))
+
+
+@pytest.mark.parametrize("make", [RandomSharpen, RSKFF])
+def test_random_sharpening_compiles_with_the_global_rng(make):
+    """Drawn from torch's global RNG (the default) the kernels trace into the graph;
+    fallback_random makes inductor draw the eager numbers so the two can be compared."""
+    torch._dynamo.reset()
+    t = make()
+    x = torch.rand(2, 3, 32, 32)
+    torch.manual_seed(5)
+    eager = t(x)
+    with torch._inductor.config.patch(fallback_random=True):
+        compiled = torch.compile(t, fullgraph=True)
+        torch.manual_seed(5)
+        assert torch.equal(compiled(x), eager)
