@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from .. import ops
 from .._io import atomic_write
-from .base import Poison, philox_key
+from ..keys import philox_key
+from .base import Poison
 
 # Sum of a channel's 8 raw taps below which the normalisation is refused (it would blow
 # the coefficients up).
@@ -231,6 +232,13 @@ AR_PRESETS = {
     "svhn": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0},
     "stl10": {"num_classes": 10, "size": 96, "crop": 4, "eps": 3.0},
     "imagenet": {"num_classes": 100, "size": 224, "crop": 2, "eps": 7.0},
+    # The reference's published coefficient sets (poisons/ar_published.py).
+    "cifar10-published": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0,
+                          "published": "cifar10-published"},
+    "cifar100-published": {"num_classes": 100, "size": 32, "crop": 4, "eps": 1.0,
+                           "published": "cifar100-published"},
+    "imagenet100-published": {"num_classes": 100, "size": 224, "crop": 2, "eps": 7.0,
+                              "published": "cifar100-published"},
 }
 
 
@@ -246,7 +254,7 @@ class ARPoison(Poison):
 
     coefficients: a [K, C, 3, 3] tensor, an ARCoefficients, or a class count (then drawn
     with sample_coefficients(num_classes, seed=seed)). key: the owner's secret (default:
-    128 random bits; the Philox generator uses base.philox_key(key)).
+    128 random bits; the Philox generator uses keys.philox_key(key)).
     """
 
     needs_indices = True
@@ -275,13 +283,17 @@ class ARPoison(Poison):
     def preset(cls, name: str, coefficients=None, key: int | None = None, seed: int = 0,
                **overrides):
         """ARPoison with a dataset's defaults: 'cifar10', 'cifar100', 'svhn', 'stl10',
-        'imagenet' (224x224). coefficients default to a freshly sampled set. overrides: a
-        preset's entries (num_classes, crop, eps, p) or Poison options (ratio, getters)."""
+        'imagenet' (224x224). coefficients default to a freshly sampled set, or for the
+        '*-published' presets to the reference's published set. overrides: a preset's
+        entries (num_classes, crop, eps, p) or Poison options (ratio, getters)."""
         if name not in AR_PRESETS:
             raise ValueError(f"preset: expected one of {sorted(AR_PRESETS)}, got {name!r}")
         preset_keys = {*AR_PRESETS[name], "p"}
         cfg = {**AR_PRESETS[name], **{k: v for k, v in overrides.items() if k in preset_keys}}
         options = {k: v for k, v in overrides.items() if k not in preset_keys}
+        if coefficients is None and "published" in cfg:
+            from .ar_published import published_coefficients
+            coefficients = published_coefficients(cfg["published"])
         return cls(cfg["num_classes"] if coefficients is None else coefficients, eps=cfg["eps"],
                    p=cfg.get("p", 2), crop=cfg["crop"], key=key, seed=seed, **options)
 

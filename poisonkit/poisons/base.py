@@ -21,43 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import secrets
 from typing import Any, Callable
 
-import PIL.Image
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
-from torchvision import tv_tensors
-from torchvision.transforms.v2 import Transform
-from torchvision.transforms.v2._utils import is_pure_tensor
 
-KEY_BITS = 128
+from .._images import ImageTransform, check_layout
+from ..keys import check_key, new_key
+
 _MASK32 = 0xFFFFFFFF
-
-
-def new_key() -> int:
-    """A fresh secret: KEY_BITS random bits from the OS, never 0."""
-    while True:
-        key = secrets.randbits(KEY_BITS)
-        if key:
-            return key
-
-
-def check_key(key: int | None) -> int:
-    """key as an int in [0, 2^128); None draws a new one (new_key)."""
-    if key is None:
-        return new_key()
-    if isinstance(key, bool) or not isinstance(key, int):
-        raise TypeError(f"key: expected an int in [0, 2^{KEY_BITS}) or None, got {type(key).__name__}")
-    if not 0 <= key < (1 << KEY_BITS):
-        raise ValueError(f"key: expected an int in [0, 2^{KEY_BITS}), got {key}")
-    return key
-
-
-def philox_key(key: int) -> int:
-    """The 64 key bits the Philox kernels take: key itself below 2^64, else its two 64-bit
-    halves XOR-ed (a 128-bit key keeps at most 64 bits of secrecy in those kernels)."""
-    return (key & ((1 << 64) - 1)) ^ (key >> 64)
 
 
 def check_ratio(ratio) -> float:
@@ -108,11 +80,10 @@ def _getter(spec, position: int, names: tuple[str, ...]) -> Callable[[Any], Any]
     raise ValueError(f"getter: expected 'default', a callable or None, got {spec!r}")
 
 
-class Poison(Transform):
-    """Base of every poison (see the module doc). Subclasses implement ``apply``."""
+class Poison(ImageTransform):
+    """Base of every poison (see the module doc). Subclasses implement ``apply``. Only
+    images are poisoned; Mask, BoundingBoxes, KeyPoints and labels pass through."""
 
-    # Only images are poisoned; Mask, BoundingBoxes, KeyPoints, labels pass through.
-    _transformed_types = (tv_tensors.Image, PIL.Image.Image, is_pure_tensor)
     needs_indices = False  # True when the perturbation depends on the sample index
 
     def __init__(self, num_classes: int, *, ratio: float = 1.0, key: int | None = None,
@@ -122,7 +93,7 @@ class Poison(Transform):
             raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
         self.num_classes = num_classes
         self.ratio = check_ratio(ratio)
-        self.key = check_key(key)
+        self.key = new_key() if key is None else check_key(key)
         _getter(labels_getter, 1, ()), _getter(indices_getter, 2, ())  # validate now
         self.labels_getter, self.indices_getter = labels_getter, indices_getter
         digest = hashlib.blake2b(self.key.to_bytes(16, "little"), digest_size=8,
@@ -199,11 +170,6 @@ class Poison(Transform):
         return tree_unflatten([self.transform(x, params) if n else x for x, n in zip(flat, needs)],
                               spec)
 
-    def check_inputs(self, flat_inputs: list[Any]) -> None:
-        from ..transforms.functional import reject_unsupported
-        for inpt in flat_inputs:
-            reject_unsupported(inpt)
-
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         from ..transforms.functional import poison
         return poison(inpt, self, params["labels"], params["indices"])
@@ -219,8 +185,7 @@ def check_image_tensor(x: torch.Tensor) -> None:
         raise TypeError(f"image: expected a tensor, got {type(x).__name__}")
     if x.dtype not in (torch.uint8, torch.float32):
         raise TypeError(f"image: expected uint8 or float32, got {x.dtype}")
-    if x.dim() not in (3, 4):
-        raise ValueError(f"image: expected CHW or NCHW, got shape {tuple(x.shape)}")
+    check_layout(x)
     if x.dim() == 4 and x.shape[0] == 0:
         raise ValueError(f"image: expected a non-empty batch, got shape {tuple(x.shape)}")
     if x.shape[-1] == 0 or x.shape[-2] == 0 or x.shape[-3] == 0:

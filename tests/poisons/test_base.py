@@ -7,7 +7,9 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from poisonkit.poisons.base import KEY_BITS, Poison, philox_key
+from poisonkit import keys, ops
+from poisonkit.keys import KEY_BITS
+from poisonkit.poisons.base import Poison
 from poisonkit.transforms import ARPoison, ClasswiseBlur
 
 
@@ -97,9 +99,14 @@ def test_default_key_is_fresh_128_bit_and_never_logged():
             AddLabel(3, key=bad)
 
 
-def test_philox_key_folds_the_high_half():
-    assert philox_key(1234) == 1234 and philox_key(2**64 - 1) == 2**64 - 1
-    assert philox_key((5 << 64) | 3) == 6
+def test_a_128_bit_key_reaches_the_kernels_through_keys_philox_key(gen):
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8, generator=gen)
+    y, i = torch.tensor([1, 2]), torch.tensor([3, 4])
+    for key in (1234, (5 << 64) | 3):
+        poison = ARPoison(10, key=key)
+        assert poison.philox_key == keys.philox_key(key)
+        assert torch.equal(poison.poison_batch(x, y, i),
+                           ops.ar_poison(x, poison.coeffs, y, i, keys.philox_key(key)))
 
 
 def test_poisoned_mask_is_a_function_of_key_and_index():
