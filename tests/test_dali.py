@@ -608,3 +608,16 @@ def test_gpu_backends_equal_cpu(cifar, dtype):
                 assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
             else:
                 np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@requires_cuda
+def test_gpu_layout_copies_take_more_than_65535_samples_of_one_shape():
+    # the layout kernels loop over grid rows: a shape group larger than CUDA's grid.y limit
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (70_000, 1, 4, 3), dtype=torch.uint8, generator=gen)
+    data = {"images": hwc(x)}
+    cpu = run_pipeline(lambda images: fn.poisonkit.sharpen(images, padding="zeros"), data)
+    gpu = run_pipeline(lambda images: fn.poisonkit.sharpen(images.gpu(), padding="zeros"), data,
+                       device_id=0)
+    for a, b in zip(cpu[0], gpu[0]):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # FMA ties, as above
