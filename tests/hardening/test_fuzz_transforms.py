@@ -19,7 +19,8 @@ from tests.ops.test_ar import reference_generate
 from tests.ops.test_filter2d import Quantized, assert_matches, reference
 
 from .ar_inputs import coefficients
-from .strategies import FUZZ, assert_float_close, image_problems, images, seeds, unit
+from .strategies import (FUZZ, assert_float_close, finite_part, image_problems, images,
+                         nonfinite_rule, seeds, unit)
 from .tally import check_call
 from .test_fuzz_filter2d import nonfinite_reference
 
@@ -186,7 +187,8 @@ def test_ar_poison_transform(data, fault):
         canvas = ops.ar_canvas(indices, made.key, channels, batch.shape[2] + crop,
                                batch.shape[3] + crop)
         delta = reference_generate(canvas, coeffs, labels, crop, eps, float(p))
-        ref = (unit(batch) + delta).clamp(0, 1)
+        ref = nonfinite_rule((unit(finite_part(batch)) + delta).clamp(0, 1),
+                             ~torch.isfinite(batch))  # README: NaN where a pixel is not finite
         got = F.pil_to_tensor(out) if isinstance(out, PIL.Image.Image) else out.as_subclass(torch.Tensor)
         got = got[None] if single else got
         if batch.dtype == torch.uint8:
