@@ -70,7 +70,7 @@ def main() -> None:
     region = region_cost()
     torch.set_num_threads(2)
     ns = statistics.median(per_unit.values())
-    grain = 10 * region["p90_us"] * 1e3 / ns
+    grain = 10 * region["median_us"] * 1e3 / ns
     result = {"region": region, "ns_per_work_unit": per_unit,
               "grain_work_units": grain, "threads": 2}
     for k, v in result.items():

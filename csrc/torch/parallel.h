@@ -12,10 +12,11 @@
 
 namespace poisonkit {
 
-// Work units: values read plus values written (about the bytes a kernel streams, in
-// floats); an op with heavier math per value states its own factor. Below this much work
-// per thread a parallel region costs more than it saves: measured here (2 cores) with
-// benchmarks/threading_grain.py, where two threads beat one only from about this size on.
+// Work units: values read plus values written (about the floats a kernel streams); an op
+// with heavier math per value states its own factor. The grain: benchmarks/threading_grain.py
+// measured here (2 cores, load ~24 from other builds) a 2-thread ATen region at 11 us median
+// and the ops at ~1.7-3.5 ns per unit on one thread, so 10x the region's cost is ~33k units;
+// 2^16 leaves a 2x margin for quieter machines, where a unit costs less.
 constexpr int64_t kMinWorkPerThread = 1 << 16;
 
 // Runs fn(begin, end, scratch) over [0, n) in chunks of whole multiples of `align` items,
