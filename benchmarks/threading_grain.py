@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from poisonkit import ops
+from poisonkit._io import write_json
 from poisonkit.defenses.sharpen import ssk_kernel
 from poisonkit.poisons.ar import sample_coefficients
 
-from .common import RESULTS, write_json
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def timings(fn, calls: int) -> list[float]:
