@@ -6,8 +6,9 @@ import os
 # torch guesses /usr/local when CUDA_HOME is unset; the conventional toolkit is here.
 if "CUDA_HOME" not in os.environ and os.path.exists("/usr/local/cuda/bin/nvcc"):
     os.environ["CUDA_HOME"] = "/usr/local/cuda"
-# sm_80 (A100) and sm_90 (H100/H200); PTX for newer cards.
-os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0+PTX")
+# Turing (T4, sm_75) to Hopper (sm_90) as machine code, plus PTX for newer cards; an older
+# card fails with the hint of csrc/torch/checks.h (check_launch).
+os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "7.5;8.0;8.6;8.9;9.0+PTX")
 
 import torch  # noqa: E402
 from setuptools import find_packages, setup  # noqa: E402

@@ -26,8 +26,9 @@ def filter2d(x: torch.Tensor, weights: torch.Tensor, padding: str = "zeros",
     kernel per image, shared by its channels) or [N, C, kh, kw]; for a CHW image drop N.
     Kernel sizes are odd, 1 to 7. padding: 'zeros', 'reflect', 'replicate' or 'valid'
     (no padding: the output shrinks by kh-1, kw-1). normalize='max' divides each image by
-    its own global max over C, H, W (the CUDA poison); the max ignores NaN (NaN pixels stay
-    NaN) and an image whose max is not positive is left as filtered. uint8 output rounds half up, or
+    its own global max over C, H, W (the CUDA poison); an image whose max is not positive is
+    left as filtered. Non-finite values follow the README's rule (NaN wherever they reach;
+    with normalize='max' the whole image). uint8 output rounds half up, or
     truncates with rounding='truncate' (the CUDA poison's reference); float output is
     clamped to [0, 1] unless clamp=False.
     """
@@ -168,7 +169,7 @@ def _ar_generate_fake(coeffs, labels, indices, key, height, width, crop, eps, p)
 
 @torch.library.register_fake("poisonkit::ar_poison")
 def _ar_poison_fake(x, coeffs, labels, indices, key, crop, eps, p):
-    return torch.empty_like(x)
+    return x.new_empty(x.shape)  # contiguous NCHW, as the op returns (also for channels_last x)
 
 
 @torch.library.register_fake("poisonkit::ar_filter")
@@ -271,3 +272,20 @@ for _op in ("ar_generate", "ar_poison", "ar_filter"):
         f"poisonkit::{_op}", _no_gradient(_op, "not implemented for the AR ops, which run in the "
                                           "data loader"),
         setup_context=lambda ctx, inputs, output: None)
+
+
+# ---- RSK sharpening kernels (DESIGN 3.3) ----
+
+def rsk_kernels(seed: int, indices: torch.Tensor, epoch: int = 0, center: float = 2.5,
+                std: float = 0.1) -> torch.Tensor:
+    """The RSK kernels of samples `indices` (int64 [N], >= 0) at `epoch` (0 to 2^31 - 1):
+    float32 [N, 3, 3] on indices' device, K = [[0, -n1, 0], [-n2, c, -n3], [0, -n4, 0]] with
+    c ~ N(center, std), n_i ~ N((c - 1) / 4, std). The draws are Philox normals of (seed,
+    index, epoch), the same as fn.poisonkit.sharpen's (seed, sample_index, epoch)."""
+    return torch.ops.poisonkit.rsk_kernels.default(_key64(seed), indices, epoch, float(center),
+                                                   float(std))
+
+
+@torch.library.register_fake("poisonkit::rsk_kernels")
+def _rsk_kernels_fake(seed, indices, epoch, center, std):
+    return indices.new_empty((indices.shape[0], 3, 3), dtype=torch.float32)

@@ -239,6 +239,38 @@ def test_sharpen_rsk_draws_are_philox_of_seed_index_epoch(cifar):
         np.testing.assert_array_equal(again[j], out[i])
 
 
+def test_sharpen_rsk_equals_torch_rsk_kernels(cifar):
+    # the same (seed, sample index, epoch): the same kernels in torch (ops.rsk_kernels) and DALI
+    images = mixed_sizes(cifar, torch.float32)
+    index = [np.int64(v) for v in (4, 0, 2**33 + 1, 77, 5)]
+    data = {"images": [x.permute(1, 2, 0).numpy().copy() for x in images], "index": index}
+
+    def rsk(images, index):
+        return pkdali.sharpen(images, std=0.2, center=2.0, seed=31, sample_index=index, epoch=6)
+
+    (out,) = run_pipeline(rsk, data)
+    kernels = ops.rsk_kernels(31, torch.tensor([int(v) for v in index]), 6, 2.0, 0.2)
+    for i, x in enumerate(images):
+        assert_close(out[i], ops.filter2d(x, kernels[i], padding="valid").permute(1, 2, 0))
+
+
+def test_nonfinite_pixels_follow_the_torch_rule(cifar):
+    # README's rule, as the torch ops: NaN wherever a non-finite pixel reaches
+    x = cifar["x_train"][:4].float() / 255
+    x[1, 0, 3, 4], x[2, 1, 10, 10], x[3, 2, 0, 0] = float("nan"), float("inf"), -float("inf")
+    labels = torch.tensor([0, 3, 5, 9])
+    kernels = class_kernels(10)
+    data = {"images": hwc(x), "labels": [np.array([v]) for v in labels.tolist()]}
+    blur, sharp = run_pipeline(
+        lambda images, labels: (classwise(images, labels), fn.poisonkit.sharpen(images)), data)
+    expected_blur = ops.filter2d(x, kernels[labels], "zeros", "max", "truncate")
+    expected_sharp = ops.filter2d(x, ssk_kernel().expand(4, 3, 3), "valid")
+    for i in range(4):
+        assert_close(blur[i], expected_blur[i].permute(1, 2, 0))
+        assert_close(sharp[i], expected_sharp[i].permute(1, 2, 0))
+    assert np.isnan(blur[1]).all() and np.isnan(sharp[2]).any() and not np.isnan(sharp[0]).any()
+
+
 def test_sharpen_rsk_defaults_to_batch_position_and_iteration(cifar):
     x = cifar["x_train"][:3].float() / 255
     first, second = run_pipeline(lambda images: pkdali.sharpen(images, std=0.1, seed=9),
@@ -592,3 +624,16 @@ def test_gpu_backends_equal_cpu(cifar, dtype):
                 assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
             else:
                 np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@requires_cuda
+def test_gpu_layout_copies_take_more_than_65535_samples_of_one_shape():
+    # the layout kernels loop over grid rows: a shape group larger than CUDA's grid.y limit
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (70_000, 1, 4, 3), dtype=torch.uint8, generator=gen)
+    data = {"images": hwc(x)}
+    cpu = run_pipeline(lambda images: fn.poisonkit.sharpen(images, padding="zeros"), data)
+    gpu = run_pipeline(lambda images: fn.poisonkit.sharpen(images.gpu(), padding="zeros"), data,
+                       device_id=0)
+    for a, b in zip(cpu[0], gpu[0]):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # FMA ties, as above

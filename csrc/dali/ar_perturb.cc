@@ -11,18 +11,13 @@
 
 namespace poisonkit::dali_ops {
 
-namespace {
-
-// Canvas draws are numbered with 32-bit Philox block counters (4 draws per block), as in
-// the torch op.
-constexpr int64_t kMaxCanvasDraws = int64_t{1} << 33;
-
-}  // namespace
-
 template <typename Backend>
-class ArPerturb : public PlanarImageOp<Backend> {
+class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
+  using Base = PlanarImageOp<ArPerturb<Backend>, Backend>;
+  friend Base;
+
  public:
-  explicit ArPerturb(const ::dali::OpSpec& spec) : PlanarImageOp<Backend>(spec) {
+  explicit ArPerturb(const ::dali::OpSpec& spec) : Base(spec) {
     channels_ = spec.GetArgument<int>("channels");
     DALI_ENFORCE(channels_ >= 1, ::dali::make_string("argument `channels`: expected >= 1, got ",
                                                      channels_));
@@ -36,12 +31,10 @@ class ArPerturb : public PlanarImageOp<Backend> {
     num_classes_ = static_cast<int>(coeffs_.size() / per_class);
 
     const float eps = spec.GetArgument<float>("eps");
-    DALI_ENFORCE(std::isfinite(eps) && eps > 0.0f,
-                 ::dali::make_string("argument `eps`: expected a positive finite number, got ",
-                                     eps));
+    DALI_ENFORCE(ar_eps_error(eps).empty(), ::dali::make_string("argument `eps`: ",
+                                                                ar_eps_error(eps)));
     const float p = spec.GetArgument<float>("p");
-    DALI_ENFORCE(p == 2.0f || p == std::numeric_limits<float>::infinity(),
-                 ::dali::make_string("argument `p`: expected 2 or inf, got ", p));
+    DALI_ENFORCE(ar_p_error(p).empty(), ::dali::make_string("argument `p`: ", ar_p_error(p)));
     const int crop = spec.GetArgument<int>("crop");
     DALI_ENFORCE(crop >= 0, ::dali::make_string("argument `crop`: expected >= 0, got ", crop));
     params_.channels = channels_;
@@ -63,10 +56,9 @@ class ArPerturb : public PlanarImageOp<Backend> {
       DALI_ENFORCE(s.c == channels_,
                    ::dali::make_string("input 0 (images): expected ", channels_, " channels (",
                                        "argument `channels`), sample ", i, " has ", s.c));
-      const int64_t draws = int64_t{s.c} * (s.h + params_.crop) * (s.w + params_.crop);
-      DALI_ENFORCE(draws < kMaxCanvasDraws,
-                   ::dali::make_string("input 0 (images): sample ", i, " is too large for its ",
-                                       "AR canvas (at most 2^33 draws per sample)"));
+      const std::string error =
+          ar_canvas_error(s.c, int64_t{s.h} + params_.crop, int64_t{s.w} + params_.crop);
+      DALI_ENFORCE(error.empty(), ::dali::make_string("input 0 (images): sample ", i, ": ", error));
     }
   }
 
@@ -81,17 +73,8 @@ class ArPerturb : public PlanarImageOp<Backend> {
     return ar_poison_cpu_scratch_floats(params_for(in));
   }
 
-  void RunCpu(int i, const PlanarShape& in, const uint8_t* x, uint8_t* y,
-              float* scratch) const override {
-    RunSampleCpu(i, in, x, y, scratch);
-  }
-  void RunCpu(int i, const PlanarShape& in, const float* x, float* y,
-              float* scratch) const override {
-    RunSampleCpu(i, in, x, y, scratch);
-  }
-
   template <typename T>
-  void RunSampleCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
+  void RunCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
     const bool finite = ar_poison_sample_cpu<T>(x, y, class_coeffs(labels_[i]),
                                                 static_cast<uint64_t>(indices_[i]),
                                                 params_for(in), scratch);
@@ -99,20 +82,10 @@ class ArPerturb : public PlanarImageOp<Backend> {
   }
 
 #if defined(POISONKIT_WITH_CUDA)
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
-              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
-              cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
-              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-
   // One launch per group; the finiteness flags are read back (a stream synchronisation,
   // as in the torch CUDA op) so that an unstable class fails instead of giving NaN images.
   template <typename T>
-  void RunGroupGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
                    ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
     const ArParams p = params_for(in);
     const int64_t n = static_cast<int64_t>(samples.size());
@@ -164,8 +137,8 @@ DALI_SCHEMA(poisonkit__ar_perturb)
 autoregressive perturbation of its class, generated from Philox normal draws of (``key``, the
 image's sample index), cropped by ``crop`` and scaled to an Lp norm of ``eps`` in [0, 1] units;
 the result is clamped to [0, 1] (uint8 output rounds to nearest). Equal to the torch op
-poisonkit.ops.ar_poison / ARPoison for the same coefficients, key and sample indices (uint8
-exactly). Apply it to the stored images before any augmentation. The GPU backend reads back
+poisonkit.ops.ar_poison / ARPoison for the same coefficients, key and sample indices (the CPU
+backend exactly; the GPU backend to float rounding: uint8 pixels within one level). Apply it to the stored images before any augmentation. The GPU backend reads back
 one finiteness flag per group of same-sized images (a stream synchronisation).)")
     .NumInput(3)
     .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")

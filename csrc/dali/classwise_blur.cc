@@ -13,9 +13,8 @@ class ClasswiseBlur : public Filter2dOp<Backend> {
  public:
   explicit ClasswiseBlur(const ::dali::OpSpec& spec) : Filter2dOp<Backend>(spec) {
     const int k = spec.GetArgument<int>("kernel_size");
-    DALI_ENFORCE(k >= 1 && k <= kFilter2dMaxKernel && k % 2 == 1,
-                 ::dali::make_string("argument `kernel_size`: expected an odd size from 1 to ",
-                                     kFilter2dMaxKernel, ", got ", k));
+    const std::string error = filter2d_kernel_size_error(k, k);
+    DALI_ENFORCE(error.empty(), ::dali::make_string("argument `kernel_size`: ", error));
     kernels_ = spec.GetRepeatedArgument<float>("kernels");
     const size_t taps = static_cast<size_t>(k) * k;
     DALI_ENFORCE(!kernels_.empty() && kernels_.size() % taps == 0,

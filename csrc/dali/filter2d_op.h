@@ -13,9 +13,12 @@ namespace poisonkit::dali_ops {
 Padding parse_padding(const std::string& name);
 
 template <typename Backend>
-class Filter2dOp : public PlanarImageOp<Backend> {
+class Filter2dOp : public PlanarImageOp<Filter2dOp<Backend>, Backend> {
+  using Base = PlanarImageOp<Filter2dOp<Backend>, Backend>;
+  friend Base;
+
  public:
-  using PlanarImageOp<Backend>::PlanarImageOp;
+  using Base::Base;
 
  protected:
   // Fills params_ (kernel size and options) and weights_ (kernel_h * kernel_w floats per
@@ -25,22 +28,12 @@ class Filter2dOp : public PlanarImageOp<Backend> {
 
   void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) override {
     PrepareKernels(ws, shapes);
-    const int kh = params_.kernel_h, kw = params_.kernel_w;
     DALI_ENFORCE(weights_.size() == shapes.size() * params_.taps(), "poisonkit: internal error: "
                  "one kernel per sample expected");
     for (size_t i = 0; i < shapes.size(); ++i) {
-      const PlanarShape& s = shapes[i];
-      if (params_.padding == Padding::Valid) {
-        DALI_ENFORCE(s.h >= kh && s.w >= kw,
-                     ::dali::make_string("argument `padding`: 'valid' needs images of at least ",
-                                         kh, "x", kw, ", sample ", i, " is ", s.h, "x", s.w));
-      }
-      if (params_.padding == Padding::Reflect) {
-        DALI_ENFORCE(s.h > kh / 2 && s.w > kw / 2,
-                     ::dali::make_string("argument `padding`: 'reflect' needs images larger than ",
-                                         kh / 2, "x", kw / 2, ", sample ", i, " is ", s.h, "x",
-                                         s.w));
-      }
+      const std::string error = filter2d_padding_error(params_for(shapes[i]));
+      DALI_ENFORCE(error.empty(), ::dali::make_string("argument `padding`: ", error, " (sample ",
+                                                      i, ")"));
     }
   }
 
@@ -61,29 +54,15 @@ class Filter2dOp : public PlanarImageOp<Backend> {
     return filter2d_cpu_scratch_floats(params_for(in));
   }
 
-  void RunCpu(int i, const PlanarShape& in, const uint8_t* x, uint8_t* y,
-              float* scratch) const override {
-    filter2d_image_cpu<uint8_t>(x, y, kernel_of(i), 0, params_for(in), scratch);
-  }
-  void RunCpu(int i, const PlanarShape& in, const float* x, float* y,
-              float* scratch) const override {
-    filter2d_image_cpu<float>(x, y, kernel_of(i), 0, params_for(in), scratch);
+  template <typename T>
+  void RunCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
+    filter2d_image_cpu<T>(x, y, kernel_of(i), 0, params_for(in), scratch);
   }
 
 #if defined(POISONKIT_WITH_CUDA)
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
-              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
-              cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
-              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-
   template <typename T>
-  void RunGroupGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
-                   ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
     const Filter2dParams p = params_for(in);
     const int64_t n = static_cast<int64_t>(samples.size());
     std::vector<float> weights;

@@ -1,10 +1,20 @@
 // Base of every poisonkit DALI operator: input 0 is a batch of images (HWC by default, CHW
 // when the layout says so; uint8 or float32), output 0 the processed images in the same
-// layout and, unless OutputType says otherwise (uint8 in, float out), the same type. The base validates the images, plans the output shapes, converts the
-// layout around the shared planar kernels and schedules the work: one sample per task on
-// DALI's thread pool (CPU), one launch per group of same-shaped samples on DALI's stream
-// (GPU). An operator implements the hooks below for one planar image (CPU) or one
-// contiguous NCHW group (GPU); see filter2d_op.h.
+// layout and, unless OutputType says otherwise (uint8 in, float out), the same type. The
+// base validates the images, plans the output shapes, converts the layout around the shared
+// planar kernels and schedules the work: one sample per task on DALI's thread pool (CPU), one
+// launch per group of same-shaped samples on DALI's stream (GPU).
+//
+// An operator derives from PlanarImageOp<Itself, Backend> (CRTP) and writes, once for every
+// dtype, the templates
+//   template <typename Tin, typename Tout>
+//   void RunCpu(int sample, const PlanarShape& in, const Tin* x, Tout* y, float* scratch) const;
+//   template <typename Tin, typename Tout>
+//   void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const Tin* x, Tout* y,
+//               ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const;
+// (CPU: one planar image, scratch holding CpuScratchFloats floats for this thread; GPU: the
+// samples of one shape as contiguous NCHW on the device), plus the virtual hooks below.
+// Tin = Tout unless the operator sets kUint8ToFloat; see filter2d_op.h.
 #pragma once
 #include <map>
 #include <string>
@@ -24,40 +34,22 @@ inline void enforce_cuda(cudaError_t err, const char* what) {
 }
 #endif
 
-template <typename Backend>
+template <typename Derived, typename Backend>
 class PlanarImageOp : public ::dali::Operator<Backend> {
  public:
   explicit PlanarImageOp(const ::dali::OpSpec& spec) : ::dali::Operator<Backend>(spec) {}
 
  protected:
+  // Whether the operator has the uint8 -> float path (OutputType float for uint8 input).
+  static constexpr bool kUint8ToFloat = false;
+
   // ---- Hooks. Prepare reads and validates this batch's arguments (host side).
   virtual void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) = 0;
   virtual PlanarShape OutputShape(int sample, const PlanarShape& in) const { return in; }
-  // The output type: the input's, or float for uint8 input (then the uint8 -> float
-  // overloads of RunCpu / RunGpu run).
+  // The output type: the input's, or float for uint8 input (needs kUint8ToFloat).
   virtual ::dali::DALIDataType OutputType(::dali::DALIDataType in) const { return in; }
-  // CPU: one planar image; scratch holds CpuScratchFloats floats for this thread.
+  // CPU: scratch floats one thread needs for a sample of shape `in`.
   virtual size_t CpuScratchFloats(int sample, const PlanarShape& in) const { return 0; }
-  virtual void RunCpu(int sample, const PlanarShape& in, const uint8_t* x, uint8_t* y,
-                      float* scratch) const = 0;
-  virtual void RunCpu(int sample, const PlanarShape& in, const float* x, float* y,
-                      float* scratch) const = 0;
-  virtual void RunCpu(int, const PlanarShape&, const uint8_t*, float*, float*) const {
-    DALI_FAIL("poisonkit: internal error: this operator has no uint8 -> float path");
-  }
-#if defined(POISONKIT_WITH_CUDA)
-  // GPU: samples (batch indices) share shape `in`; x and y are contiguous NCHW on device.
-  virtual void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
-                      uint8_t* y, ::dali::kernels::Scratchpad& scratch,
-                      cudaStream_t stream) const = 0;
-  virtual void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x,
-                      float* y, ::dali::kernels::Scratchpad& scratch,
-                      cudaStream_t stream) const = 0;
-  virtual void RunGpu(const std::vector<int>&, const PlanarShape&, const uint8_t*, float*,
-                      ::dali::kernels::Scratchpad&, cudaStream_t) const {
-    DALI_FAIL("poisonkit: internal error: this operator has no uint8 -> float path");
-  }
-#endif
 
   bool SetupImpl(std::vector<::dali::OutputDesc>& output_desc,
                  const ::dali::Workspace& ws) override {
@@ -101,10 +93,12 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
     out.SetLayout(in.GetLayout());
     if (in.type() == ::DALI_FLOAT) {
       Run<float, float>(ws, in, out);
-    } else if (out.type() == ::DALI_FLOAT) {
+    } else if (out.type() == ::DALI_UINT8) {
+      Run<uint8_t, uint8_t>(ws, in, out);
+    } else if constexpr (Derived::kUint8ToFloat) {
       Run<uint8_t, float>(ws, in, out);
     } else {
-      Run<uint8_t, uint8_t>(ws, in, out);
+      DALI_FAIL("poisonkit: internal error: this operator has no uint8 -> float path");
     }
   }
 
@@ -112,6 +106,8 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
   ImageLayout layout_ = ImageLayout::HWC;
 
  private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+
   template <typename Tin, typename Tout, typename List, typename OutList>
   void Run(::dali::Workspace& ws, const List& in, OutList& out) {
     if constexpr (std::is_same_v<Backend, ::dali::CPUBackend>) {
@@ -155,13 +151,13 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
     const PlanarShape& o = out_shapes_[i];
     float* scratch = as_buffer<float>(b.scratch, CpuScratchFloats(i, s));
     if (layout_ == ImageLayout::CHW) {
-      RunCpu(i, s, x, y, scratch);
+      self().RunCpu(i, s, x, y, scratch);
       return;
     }
     Tin* px = as_buffer<Tin>(b.planar_in, s.volume());
     Tout* py = as_buffer<Tout>(b.planar_out, o.volume());
     to_planar(x, s, strides_of(layout_, s), px);
-    RunCpu(i, s, px, py, scratch);
+    self().RunCpu(i, s, px, py, scratch);
     from_planar(py, o, strides_of(layout_, o), y);
   }
 
@@ -188,7 +184,7 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
       enforce_cuda(gather_planar_cuda<Tin>(scratch.ToGPU(stream, srcs), px, n, s,
                                            strides_of(layout_, s), stream),
                    "poisonkit: layout copy");
-      RunGpu(samples, s, px, py, scratch, stream);
+      self().RunGpu(samples, s, px, py, scratch, stream);
       enforce_cuda(scatter_planar_cuda<Tout>(py, scratch.ToGPU(stream, dsts), n, o,
                                              strides_of(layout_, o), stream),
                    "poisonkit: layout copy");

@@ -27,9 +27,12 @@ struct SizeBasis {
 }  // namespace
 
 template <typename Backend>
-class Lowpass : public PlanarImageOp<Backend> {
+class Lowpass : public PlanarImageOp<Lowpass<Backend>, Backend> {
+  using Base = PlanarImageOp<Lowpass<Backend>, Backend>;
+  friend Base;
+
  public:
-  explicit Lowpass(const ::dali::OpSpec& spec) : PlanarImageOp<Backend>(spec) {
+  explicit Lowpass(const ::dali::OpSpec& spec) : Base(spec) {
     const auto sizes = spec.GetRepeatedArgument<int>("sizes");
     const auto rank_h = spec.GetRepeatedArgument<int>("rank_h");
     const auto rank_w = spec.GetRepeatedArgument<int>("rank_w");
@@ -112,29 +115,17 @@ class Lowpass : public PlanarImageOp<Backend> {
     return plans_.at(in).scratch_floats;
   }
 
-  void RunCpu(int, const PlanarShape& in, const uint8_t* x, uint8_t* y,
-              float* scratch) const override {
-    lowpass_image_cpu<uint8_t>(x, y, 0, plans_.at(in), scratch);
-  }
-  void RunCpu(int, const PlanarShape& in, const float* x, float* y, float* scratch) const override {
-    lowpass_image_cpu<float>(x, y, 0, plans_.at(in), scratch);
+  template <typename T>
+  void RunCpu(int, const PlanarShape& in, const T* x, T* y, float* scratch) const {
+    lowpass_image_cpu<T>(x, y, 0, plans_.at(in), scratch);
   }
 
 #if defined(POISONKIT_WITH_CUDA)
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
-              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
-              cudaStream_t stream) const override {
-    RunGroupGpu(samples.size(), in, x, y, scratch, stream);
-  }
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
-              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
-    RunGroupGpu(samples.size(), in, x, y, scratch, stream);
-  }
-
   // The bases are copied to the device once, on the first run (on DALI's stream).
   template <typename T>
-  void RunGroupGpu(size_t n, const PlanarShape& in, const T* x, T* y,
-                   ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+    const size_t n = samples.size();
     if (rows_gpu_.empty()) {
       rows_gpu_.from_host(rows_, stream);
       cols_gpu_.from_host(cols_, stream);

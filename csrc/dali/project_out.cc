@@ -15,9 +15,12 @@
 namespace poisonkit::dali_ops {
 
 template <typename Backend>
-class ProjectOut : public PlanarImageOp<Backend> {
+class ProjectOut : public PlanarImageOp<ProjectOut<Backend>, Backend> {
+  using Base = PlanarImageOp<ProjectOut<Backend>, Backend>;
+  friend Base;
+
  public:
-  explicit ProjectOut(const ::dali::OpSpec& spec) : PlanarImageOp<Backend>(spec) {
+  explicit ProjectOut(const ::dali::OpSpec& spec) : Base(spec) {
     const auto shape = spec.GetRepeatedArgument<int>("q_shape");
     DALI_ENFORCE(shape.size() == 2 && shape[0] >= 1 && shape[1] >= 1 && shape[1] <= shape[0],
                  ::dali::make_string("argument `q_shape`: expected [D, K] with 1 <= K <= D, got ",
@@ -62,36 +65,21 @@ class ProjectOut : public PlanarImageOp<Backend> {
     return projection_cpu_scratch_floats(params_);
   }
 
-  void RunCpu(int, const PlanarShape&, const uint8_t* x, uint8_t* y,
-              float* scratch) const override {
-    project_out_images_cpu<uint8_t, uint8_t>(x, y, 1, qt_.data(), params_, scratch);
-  }
-  void RunCpu(int, const PlanarShape&, const float* x, float* y, float* scratch) const override {
-    project_out_images_cpu<float, float>(x, y, 1, qt_.data(), params_, scratch);
-  }
-  void RunCpu(int, const PlanarShape&, const uint8_t* x, float* y, float* scratch) const override {
-    project_out_images_cpu<uint8_t, float>(x, y, 1, qt_.data(), params_, scratch);
+  static constexpr bool kUint8ToFloat = true;  // unclamped output is float32
+
+  template <typename Tin, typename Tout>
+  void RunCpu(int, const PlanarShape&, const Tin* x, Tout* y, float* scratch) const {
+    project_out_images_cpu<Tin, Tout>(x, y, 1, qt_.data(), params_, scratch);
   }
 
 #if defined(POISONKIT_WITH_CUDA)
-  void RunGpu(const std::vector<int>& samples, const PlanarShape&, const uint8_t* x, uint8_t* y,
-              ::dali::kernels::Scratchpad&, cudaStream_t stream) const override {
-    RunGroupGpu(samples.size(), x, y, stream);
-  }
-  void RunGpu(const std::vector<int>& samples, const PlanarShape&, const float* x, float* y,
-              ::dali::kernels::Scratchpad&, cudaStream_t stream) const override {
-    RunGroupGpu(samples.size(), x, y, stream);
-  }
-  void RunGpu(const std::vector<int>& samples, const PlanarShape&, const uint8_t* x, float* y,
-              ::dali::kernels::Scratchpad&, cudaStream_t stream) const override {
-    RunGroupGpu(samples.size(), x, y, stream);
-  }
-
   // Q^T is copied to the device once, on the first run (on DALI's stream).
   template <typename Tin, typename Tout>
-  void RunGroupGpu(size_t n, const Tin* x, Tout* y, cudaStream_t stream) const {
+  void RunGpu(const std::vector<int>& samples, const PlanarShape&, const Tin* x, Tout* y,
+              ::dali::kernels::Scratchpad&, cudaStream_t stream) const {
     if (qt_gpu_.empty()) qt_gpu_.from_host(qt_, stream);
-    enforce_cuda(project_out_cuda<Tin, Tout>(x, y, static_cast<int64_t>(n), qt_gpu_.data(),
+    enforce_cuda(project_out_cuda<Tin, Tout>(x, y, static_cast<int64_t>(samples.size()),
+                                             qt_gpu_.data(),
                                              params_, stream),
                  "poisonkit: project_out launch");
   }

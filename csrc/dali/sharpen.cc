@@ -2,14 +2,12 @@
 // 2024). SSK by default (centre c, neighbours -(c-1)/4); with std > 0 a random kernel per
 // sample and epoch (RSK); or explicit kernels. Same filter2d kernel as the torch op.
 //
-// RSK draws come from the shared Philox generator (kernels/philox.h), as every random draw
-// in poisonkit: a sample's five normals are draws 8 * epoch + 0..4 of the Philox stream
-// (key = seed, index = the sample's index, stream kSharpenStream), so a kernel is a pure
-// function of (seed, sample index, epoch) whatever the batch size, order or thread.
+// RSK kernels come from kernels/rsk.h, as the torch op rsk_kernels: a pure function of
+// (seed, sample index, epoch) whatever the batch size, order, thread or framework.
 #include <cmath>
 #include <limits>
 
-#include "../kernels/philox.h"
+#include "../kernels/rsk.h"
 #include "args.h"
 #include "filter2d_op.h"
 
@@ -17,24 +15,11 @@ namespace poisonkit::dali_ops {
 
 namespace {
 
-constexpr uint32_t kSharpenStream = 0x534B0001u;  // 'SK', RSK draws
-constexpr int kDrawsPerEpoch = 8;                  // 5 used: c, n1..n4
-// Philox block counters (a block per 4 draws) are 32 bits: epochs below 2^31.
-constexpr int64_t kMaxEpoch = (int64_t{1} << 32) * 4 / kDrawsPerEpoch;  // 2^31
-
 // Side of a square kernel given as a flat list, or -1 when the length is not an odd square.
 int square_side(size_t n) {
   for (int k = 1; k <= kFilter2dMaxKernel; k += 2)
     if (static_cast<size_t>(k) * k == n) return k;
   return -1;
-}
-
-// K = [[0, -n1, 0], [-n2, c, -n3], [0, -n4, 0]].
-void sharpen_kernel(double c, const double n[4], float* k) {
-  const float taps[9] = {0.0f, static_cast<float>(-n[0]), 0.0f,
-                         static_cast<float>(-n[1]), static_cast<float>(c),
-                         static_cast<float>(-n[2]), 0.0f, static_cast<float>(-n[3]), 0.0f};
-  std::copy_n(taps, 9, k);
 }
 
 }  // namespace
@@ -88,10 +73,8 @@ class Sharpen : public Filter2dOp<Backend> {
     const auto first = arg.tensor_shape(0);
     p.kernel_h = static_cast<int>(first[0]);
     p.kernel_w = static_cast<int>(first[1]);
-    DALI_ENFORCE(p.kernel_h % 2 == 1 && p.kernel_w % 2 == 1 && p.kernel_h <= kFilter2dMaxKernel &&
-                 p.kernel_w <= kFilter2dMaxKernel,
-                 ::dali::make_string("argument `kernel`: expected odd sizes up to ",
-                                     kFilter2dMaxKernel, ", got ", first));
+    const std::string error = filter2d_kernel_size_error(p.kernel_h, p.kernel_w);
+    DALI_ENFORCE(error.empty(), ::dali::make_string("argument `kernel`: ", error));
     this->weights_.resize(static_cast<size_t>(n) * p.taps());
     for (int i = 0; i < n; ++i) {
       DALI_ENFORCE(arg.tensor_shape(i) == first, ::dali::make_string("argument `kernel`: every "
@@ -101,31 +84,22 @@ class Sharpen : public Filter2dOp<Backend> {
     }
   }
 
-  // SSK (std = 0) or RSK: c ~ N(center, std), n1..n4 ~ N((c - 1) / 4, std), from Philox
-  // draws of (seed, sample index, epoch); see the top of this file.
+  // SSK (std = 0) or RSK, drawn by kernels/rsk.h from (seed, sample index, epoch).
   void DrawKernels(const ::dali::Workspace& ws, int n) {
     const auto center = per_sample_arg<float>(this->spec_, ws, "center", n);
     const auto stddev = per_sample_arg<float>(this->spec_, ws, "std", n);
-    enforce_finite(center, "center");
-    enforce_finite(stddev, "std");
     const auto index = SampleIndices(ws, n);
     const auto epoch = Epochs(ws, n);
     auto& p = this->params_;
     p.kernel_h = p.kernel_w = 3;
-    this->weights_.resize(static_cast<size_t>(n) * 9);
+    this->weights_.resize(static_cast<size_t>(n) * kRskTaps);
     for (int i = 0; i < n; ++i) {
-      DALI_ENFORCE(stddev[i] >= 0.0f, ::dali::make_string("argument `std`: expected a "
-                   "non-negative value, got ", stddev[i], " for sample ", i));
-      float z[5] = {};
-      if (stddev[i] > 0.0f) {
-        const PhiloxStream s = philox_stream(static_cast<uint64_t>(seed_),
-                                             static_cast<uint64_t>(index[i]), kSharpenStream);
-        normal_run(s, static_cast<uint64_t>(epoch[i]) * kDrawsPerEpoch, 5, z);
-      }
-      const double c = center[i] + static_cast<double>(stddev[i]) * z[0];
-      double nb[4];
-      for (int j = 0; j < 4; ++j) nb[j] = (c - 1.0) / 4.0 + static_cast<double>(stddev[i]) * z[j + 1];
-      sharpen_kernel(c, nb, this->weights_.data() + i * 9);
+      const std::string error = rsk_params_error(center[i], stddev[i]);
+      DALI_ENFORCE(error.empty(), ::dali::make_string("argument `", error.substr(0, error.find(' ')),
+                                                      "`: ", error, " (sample ", i, ")"));
+      rsk_kernel(static_cast<uint64_t>(seed_), static_cast<uint64_t>(index[i]),
+                 static_cast<uint64_t>(epoch[i]), center[i], stddev[i],
+                 this->weights_.data() + i * kRskTaps);
     }
   }
 
@@ -145,7 +119,7 @@ class Sharpen : public Filter2dOp<Backend> {
   std::vector<int64_t> Epochs(const ::dali::Workspace& ws, int n) const {
     if (!this->spec_.ArgumentDefined("epoch")) return std::vector<int64_t>(n, iteration_);
     auto epoch = per_sample_arg<int64_t>(this->spec_, ws, "epoch", n);
-    enforce_range(epoch, 0, kMaxEpoch, "argument `epoch`");
+    enforce_range(epoch, 0, kRskMaxEpoch, "argument `epoch`");
     return epoch;
   }
 
@@ -169,8 +143,8 @@ DALI_SCHEMA(poisonkit__sharpen)
 RSK's draws are Philox normals, a pure function of (``seed``, ``sample_index``, ``epoch``):
 draws 8 * epoch + 0..4 of the stream (key = seed, index = sample_index). Without
 ``sample_index`` a sample's index is its position in the batch; without ``epoch`` the epoch is
-the operator's iteration count. They are not torch.Generator's draws, so RandomSharpen with the
-same seed gives other (equally distributed) kernels.)")
+the operator's iteration count. poisonkit.ops.rsk_kernels(seed, sample indices, epoch, center, std)
+draws the same kernels in torch.)")
     .NumInput(1)
     .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
     .InputLayout(0, {"HWC", "CHW"})

@@ -12,8 +12,11 @@
 //
 // The math lives here once; ar_cpu.cpp and ar_cuda.cu only move data.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
+#include <string>
 
 #include "common.h"
 #include "philox.h"
@@ -104,6 +107,33 @@ PK_HD float ar_filter_at(const float* coeffs_k, int channels, const Load& load) 
     acc -= load(c, 2, 2);
   }
   return acc;
+}
+
+// ---- Validation shared by the torch ops and the DALI operator (a message, empty when
+// fine, that each binding prefixes with the name it gives the argument).
+// Canvas draws are numbered with 32-bit Philox block counters (4 draws per block).
+constexpr int64_t kArMaxCanvasDraws = int64_t{1} << 33;
+
+inline std::string ar_eps_error(double eps) {
+  if (std::isfinite(eps) && eps > 0.0) return "";
+  return "eps must be a positive finite number, got " + std::to_string(eps);
+}
+
+inline std::string ar_p_error(double p) {
+  if (p == 2.0 || p == std::numeric_limits<double>::infinity()) return "";
+  return "p must be 2 or inf, got " + std::to_string(p);
+}
+
+// A canvas of channels x canvas_h x canvas_w draws (sizes >= 1) must fit the counters and
+// the kernels' int; the product is checked by division so that it cannot overflow.
+inline std::string ar_canvas_error(int64_t channels, int64_t canvas_h, int64_t canvas_w) {
+  constexpr int64_t kMaxSide = std::numeric_limits<int32_t>::max();
+  const bool fits = channels <= kMaxSide && canvas_h <= kMaxSide && canvas_w <= kMaxSide &&
+                    canvas_h <= (kArMaxCanvasDraws - 1) / channels &&
+                    canvas_w <= (kArMaxCanvasDraws - 1) / (channels * canvas_h);
+  if (fits) return "";
+  return "canvas of " + std::to_string(channels) + "x" + std::to_string(canvas_h) + "x" +
+         std::to_string(canvas_w) + " is too large (at most 2^33 draws per sample)";
 }
 
 // ---- CPU driver (ar_cpu.cpp): one sample per call, so torch can run it inside

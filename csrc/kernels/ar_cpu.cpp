@@ -165,9 +165,9 @@ void ar_filter_image_cpu(const T* image, const float* coeffs, int num_classes, i
     for (int y = 0; y < OH; ++y) {
       for (int x = 0; x < OW; ++x) {
         const float* at = scratch + static_cast<int64_t>(y) * width + x;
-        dst[static_cast<int64_t>(y) * OW + x] = ar_filter_at(
+        dst[static_cast<int64_t>(y) * OW + x] = nan_if_nonfinite(ar_filter_at(
             coeffs_k, channels,
-            [at, plane, width](int c, int a, int b) { return at[c * plane + a * width + b]; });
+            [at, plane, width](int c, int a, int b) { return at[c * plane + a * width + b]; }));
       }
     }
   }

@@ -5,14 +5,13 @@
 #include <cfloat>
 
 #include "ar.h"
+#include "launch.cuh"
 
 namespace poisonkit {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-int64_t blocks_for(int64_t n, int threads) { return (n + threads - 1) / threads; }
 
 __global__ void ar_recurse_kernel(const float* __restrict__ coeffs,
                                   const int64_t* __restrict__ labels,
@@ -101,10 +100,10 @@ __global__ void ar_filter_kernel(const T* __restrict__ x, const float* __restric
   const int64_t s = t / (static_cast<int64_t>(OW) * OH * num_classes);
   const int64_t plane = static_cast<int64_t>(height) * width;
   const T* at = x + s * channels * plane + static_cast<int64_t>(oy) * width + ox;
-  out[t] = ar_filter_at(coeffs + static_cast<int64_t>(k) * channels * kArTaps, channels,
-                        [at, plane, width](int c, int a, int b) {
-                          return to_unit(at[c * plane + a * width + b]);
-                        });
+  out[t] = nan_if_nonfinite(ar_filter_at(coeffs + static_cast<int64_t>(k) * channels * kArTaps,
+                                         channels, [at, plane, width](int c, int a, int b) {
+                                           return to_unit(at[c * plane + a * width + b]);
+                                         }));
 }
 
 }  // namespace

@@ -64,13 +64,20 @@ PK_HD uint8_t unit_to_u8(float z, float bias) {
   return static_cast<uint8_t>(static_cast<int>(s));
 }
 
+// Non-finite values (README, "Non-finite pixels"): float images may hold NaN or +-inf and
+// no op looks for them (that would cost a pass, and a device sync on CUDA). Every output
+// value computed from a non-finite value is NaN, on every backend: IEEE arithmetic already
+// makes such a value non-finite (0 * inf is NaN), and this turns +-inf into NaN before a
+// clamp could hide it. z - z is 0 for finite z, NaN otherwise; branch-free, so it vectorises.
+PK_HD float nan_if_nonfinite(float z) { return z + (z - z); }
+
 // Clamp to [0,1], keeping NaN as NaN so that bad float input stays visible.
 PK_HD float clamp_unit(float z) { return z < 0.0f ? 0.0f : (z > 1.0f ? 1.0f : z); }
 
-// Store a [0,1]-unit value into the output dtype.
+// Store a [0,1]-unit value into the output dtype (float: non-finite -> NaN, then clamped).
 PK_HD void store_unit(float z, uint8_t* dst, StoreMode mode) { *dst = unit_to_u8(z, mode.bias); }
 PK_HD void store_unit(float z, float* dst, StoreMode mode) {
-  *dst = mode.clamp ? clamp_unit(z) : z;
+  *dst = (mode.clamp ? clamp_unit(z) : z) + (z - z);
 }
 
 }  // namespace poisonkit

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "common.h"
 
@@ -56,9 +58,11 @@ PK_HD float filter_at(const Load& load, const float* kernel) {
 }
 
 // Divides by the image max when asked (an all-zero or negative max leaves values as they
-// are: the reference would produce NaN there).
+// are: the reference would produce NaN there). The image max is NaN when any filtered value
+// of the image is not finite (the max of such values is undefined; common.h's non-finite
+// rule), and then the whole image is NaN, on every backend.
 PK_HD float normalize_by(float v, float image_max) {
-  return image_max > 0.0f ? v / image_max : v;
+  return image_max > 0.0f ? v / image_max : v + (image_max - image_max);
 }
 
 // Calls f.template operator()<KH, KW>() with the runtime kernel size as template
@@ -81,6 +85,39 @@ bool dispatch_kernel_size(int kh, int kw, F&& f) {
     default: return false;
   }
 #undef PK_KW_CASES
+}
+
+// ---- Validation, shared by the torch op and the DALI operators: a message (empty when
+// fine) that each binding prefixes with the name it gives the argument.
+constexpr const char* kFilter2dPaddings = "'zeros', 'reflect', 'replicate' or 'valid'";
+
+inline bool parse_padding(std::string_view s, Padding* padding) {
+  if (s == "zeros") *padding = Padding::Zeros;
+  else if (s == "reflect") *padding = Padding::Reflect;
+  else if (s == "replicate") *padding = Padding::Replicate;
+  else if (s == "valid") *padding = Padding::Valid;
+  else return false;
+  return true;
+}
+
+inline std::string filter2d_kernel_size_error(int64_t kh, int64_t kw) {
+  if (kh >= 1 && kw >= 1 && kh % 2 == 1 && kw % 2 == 1 && kh <= kFilter2dMaxKernel &&
+      kw <= kFilter2dMaxKernel)
+    return "";
+  return "kernel size must be odd and at most " + std::to_string(kFilter2dMaxKernel) + ", got " +
+         std::to_string(kh) + "x" + std::to_string(kw);
+}
+
+// The image size the padding needs (p's geometry and options filled in).
+inline std::string filter2d_padding_error(const Filter2dParams& p) {
+  const std::string size = std::to_string(p.height) + "x" + std::to_string(p.width);
+  if (p.padding == Padding::Valid && (p.height < p.kernel_h || p.width < p.kernel_w))
+    return "padding='valid' needs images of at least " + std::to_string(p.kernel_h) + "x" +
+           std::to_string(p.kernel_w) + ", got " + size;
+  if (p.padding == Padding::Reflect && (p.height <= p.kernel_h / 2 || p.width <= p.kernel_w / 2))
+    return "padding='reflect' needs images larger than half the kernel (" +
+           std::to_string(p.kernel_h / 2) + "x" + std::to_string(p.kernel_w / 2) + "), got " + size;
+  return "";
 }
 
 // ---- CPU driver (filter2d_cpu.cpp): one image per call, so torch can run it inside

@@ -6,14 +6,7 @@
 #include <limits>
 
 #include "filter2d.h"
-
-// The hot loops below are compiled for AVX-512, AVX2 + FMA and baseline x86-64, and the
-// best one is picked at load time (gcc target_clones): the extension's baseline is SSE2.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define PK_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define PK_MULTIVERSION
-#endif
+#include "simd.h"  // the hot loops are multiversioned for AVX-512 / AVX2 + FMA / baseline
 
 namespace poisonkit {
 
@@ -36,19 +29,30 @@ PK_MULTIVERSION void store_run(const float* __restrict__ src, T* __restrict__ ds
   for (size_t i = 0; i < n; ++i) store_unit(src[i], dst + i, mode);
 }
 
-// Max of a run, NaN skipped as std::max does, in 8 independent lanes so that it
-// vectorises (a single running max is a serial dependency the compiler must keep).
+// Max of a run and of init, in 8 independent lanes so that it vectorises (a single running
+// max is a serial dependency the compiler must keep). NaN when init or any value is not
+// finite (image_max's rule, filter2d.h): the lanes also sum v * 0, NaN exactly for those.
 PK_MULTIVERSION float run_max(const float* __restrict__ v, size_t n, float init) {
   constexpr int kLanes = 8;
-  float lanes[kLanes];
+  float lanes[kLanes], probe[kLanes] = {};
   for (int l = 0; l < kLanes; ++l) lanes[l] = init;
   size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] = v[i + l] > lanes[l] ? v[i + l] : lanes[l];
-  for (; i < n; ++i) lanes[0] = v[i] > lanes[0] ? v[i] : lanes[0];
-  float m = init;
-  for (int l = 0; l < kLanes; ++l) m = lanes[l] > m ? lanes[l] : m;
-  return m;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      lanes[l] = v[i + l] > lanes[l] ? v[i + l] : lanes[l];
+      probe[l] += v[i + l] * 0.0f;
+    }
+  }
+  for (; i < n; ++i) {
+    lanes[0] = v[i] > lanes[0] ? v[i] : lanes[0];
+    probe[0] += v[i] * 0.0f;
+  }
+  float m = init, bad = init * 0.0f;
+  for (int l = 0; l < kLanes; ++l) {
+    m = lanes[l] > m ? lanes[l] : m;
+    bad += probe[l];
+  }
+  return m + bad;
 }
 
 // store_run of the values normalised by the image max, in one pass (normalize_by: the
@@ -121,7 +125,7 @@ void filter2d_image_cpu(const T* in, T* out, const float* weights, int64_t n,
   const T* image = in + n * p.channels * in_plane;
   T* result = out + n * p.channels * out_plane;
 
-  float image_max = -std::numeric_limits<float>::infinity();
+  float image_max = std::numeric_limits<float>::lowest();  // finite: run_max reads init * 0
   for (int c = 0; c < p.channels; ++c) {
     load_padded_plane(image + c * in_plane, p, plane);
     float* dst = filtered + (p.normalize_max ? c * out_plane : 0);

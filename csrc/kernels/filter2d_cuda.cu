@@ -5,6 +5,7 @@
 #include <cfloat>
 
 #include "filter2d.h"
+#include "launch.cuh"
 
 namespace poisonkit {
 
@@ -13,9 +14,14 @@ namespace {
 constexpr int kTileX = 32;
 constexpr int kTileY = 8;
 
-// Float max through integer atomics (valid for any sign; the slot starts at -inf).
+// Float max through integer atomics (valid for any sign; the slot starts at -FLT_MAX). NaN
+// absorbs: as an int its bits 0x7fffffff exceed every other float's (negative floats are
+// negative ints), and as an unsigned they stay below every negative float's, so no later
+// update replaces it.
 __device__ void atomic_max_float(float* slot, float v) {
-  if (v >= 0.0f) {
+  if (v != v) {
+    atomicMax(reinterpret_cast<int*>(slot), 0x7fffffff);
+  } else if (v >= 0.0f) {
     atomicMax(reinterpret_cast<int*>(slot), __float_as_int(v));
   } else {
     atomicMin(reinterpret_cast<unsigned int*>(slot), __float_as_uint(v));
@@ -65,10 +71,12 @@ __global__ void filter2d_kernel(const T* __restrict__ in, T* __restrict__ out,
     return;
   }
   if (inside) filtered[index] = v;
-  // Warp max first, one atomic per warp. fmaxf drops NaN, as the CPU's std::max does.
+  // Warp max first, one atomic per warp. A non-finite value makes the image max NaN
+  // (normalize_by's rule, as the CPU's run_max), whatever the block order.
+  const bool bad = __any_sync(0xffffffffu, !isfinite(v));
   for (int offset = 16; offset > 0; offset /= 2)
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  if ((tid & 31) == 0) atomic_max_float(maxes + n, v);
+  if ((tid & 31) == 0) atomic_max_float(maxes + n, bad ? __int_as_float(0x7fffffff) : v);
 }
 
 template <typename T>
@@ -79,8 +87,6 @@ __global__ void normalize_kernel(const float* __restrict__ filtered,
   if (i < total) store_unit(normalize_by(filtered[i], maxes[i / image_size]), out + i,
                             p.store());
 }
-
-int64_t blocks_for(int64_t n, int threads) { return (n + threads - 1) / threads; }
 
 }  // namespace
 

@@ -14,11 +14,7 @@
 #include <cstring>
 
 #include "lowpass.h"
-
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define PK_X86_LEVELS 1
-#endif
-#define PK_ALWAYS_INLINE inline __attribute__((always_inline))
+#include "simd.h"
 // The vector types below never cross a non-inlined call, so the ABI note is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -193,12 +189,6 @@ __attribute__((target("arch=x86-64-v3"))) void lowpass_image_v3(const T* in, T* 
   lowpass_image<T, 8>(in, out, n, plan, scratch);
 }
 
-// 4 with AVX-512, 3 with AVX2 + FMA, 0 otherwise.
-int x86_level() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return 4;
-  return __builtin_cpu_supports("x86-64-v3") ? 3 : 0;
-}
 #endif
 
 template <typename T>

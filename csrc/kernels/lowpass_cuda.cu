@@ -2,6 +2,7 @@
 // the whole batch (one thread per entry, each a `contract`), intermediates in scratch. The
 // last one converts to the output dtype. Products are tiny (rank x size), so a plain
 // thread-per-entry form is already memory bound and needs no shared-memory tiling.
+#include "launch.cuh"
 #include "lowpass.h"
 
 namespace poisonkit {
@@ -9,8 +10,6 @@ namespace poisonkit {
 namespace {
 
 constexpr int kThreads = 256;
-
-int64_t blocks_for(int64_t n) { return (n + kThreads - 1) / kThreads; }
 
 // u[plane][a][j] = sum_i R[a][i] x[plane][i][j]
 template <typename T>
@@ -79,12 +78,12 @@ cudaError_t lowpass_cuda(const T* in, T* out, const float* rows, const float* co
   float* u = scratch;
   float* y = u + n_u;
   float* v = y + n_y;
-  rows_kernel<T><<<blocks_for(n_u), kThreads, 0, stream>>>(in, rows, u, n_u, p);
-  coefficients_kernel<<<blocks_for(n_y), kThreads, 0, stream>>>(u, cols, p.masked ? mask : nullptr,
+  rows_kernel<T><<<blocks_for(n_u, kThreads), kThreads, 0, stream>>>(in, rows, u, n_u, p);
+  coefficients_kernel<<<blocks_for(n_y, kThreads), kThreads, 0, stream>>>(u, cols, p.masked ? mask : nullptr,
                                                                  y, n_y, p);
-  cols_kernel<<<blocks_for(n_u), kThreads, 0, stream>>>(y, cols, v, n_u, p);
+  cols_kernel<<<blocks_for(n_u, kThreads), kThreads, 0, stream>>>(y, cols, v, n_u, p);
   const int64_t n_out = planes * p.height * p.width;
-  synthesis_kernel<T><<<blocks_for(n_out), kThreads, 0, stream>>>(v, rows, out, n_out, p);
+  synthesis_kernel<T><<<blocks_for(n_out, kThreads), kThreads, 0, stream>>>(v, rows, out, n_out, p);
   return cudaGetLastError();
 }
 

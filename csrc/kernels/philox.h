@@ -1,7 +1,10 @@
 // Counter-based random numbers: Philox 4x32-10 (Salmon et al., SC 2011; the Random123
 // reference) and Box-Muller normals. Every draw is a pure function of (key, sample index,
 // stream, draw number), so a poison is reproducible from its key alone and identical
-// whatever the batch size, order, worker count or backend.
+// whatever the batch size, order or worker count. Across backends the Philox words are
+// identical; the normals agree to a few float ulps (CUDA's logf / sincosf are not glibc's),
+// so CUDA results match the CPU's to float rounding (uint8 pixels within one level at a
+// rounding tie), not bit for bit. The CPU backends (torch, DALI) are bit-identical.
 //
 // Layout: key words (k0, k1) = the 64-bit key (low, high); counter words
 // (block, index low, index high, stream). Normal draw d comes from Box-Muller pair d / 2,

@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "projection.h"
+#include "simd.h"
 
 namespace poisonkit {
 
@@ -26,18 +27,11 @@ constexpr int64_t kBlockImages = 8;
 constexpr int64_t kTile = 512;
 constexpr int64_t kGroup = 4;  // rows of Q^T handled per pass over a tile
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define PK_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define PK_MULTIVERSION
-#endif
-// The helpers below must inline into each clone to be compiled for its instruction set.
-#define PK_INLINE inline __attribute__((always_inline))
 
 // Pixels as float in the input's own units (0..255 for uint8): the 1/255 of to_unit is
 // applied once per output value instead of once per load (vector division is slow).
 template <typename Tin>
-PK_INLINE void load_tile(const Tin* __restrict__ src, float* __restrict__ dst, int64_t n) {
+PK_ALWAYS_INLINE void load_tile(const Tin* __restrict__ src, float* __restrict__ dst, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
 }
@@ -48,7 +42,7 @@ constexpr float unit_scale() {
 }
 
 // coeffs[j] += <x, q_j> for the kGroup rows q_j = qt + j * D: x is loaded once per group.
-PK_INLINE void accumulate_group(const float* __restrict__ x, const float* __restrict__ q, int64_t D,
+PK_ALWAYS_INLINE void accumulate_group(const float* __restrict__ x, const float* __restrict__ q, int64_t D,
                       int64_t n, float* coeffs) {
   float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
@@ -61,7 +55,7 @@ PK_INLINE void accumulate_group(const float* __restrict__ x, const float* __rest
   coeffs[0] += s0, coeffs[1] += s1, coeffs[2] += s2, coeffs[3] += s3;
 }
 
-PK_INLINE void accumulate_one(const float* __restrict__ x, const float* __restrict__ q, int64_t n,
+PK_ALWAYS_INLINE void accumulate_one(const float* __restrict__ x, const float* __restrict__ q, int64_t n,
                     float* coeff) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -70,7 +64,7 @@ PK_INLINE void accumulate_one(const float* __restrict__ x, const float* __restri
 }
 
 // r -= sum_j c[j] q_j over a group of kGroup rows (one load and store of r per group).
-PK_INLINE void subtract_group(float* __restrict__ r, const float* __restrict__ q, int64_t D, int64_t n,
+PK_ALWAYS_INLINE void subtract_group(float* __restrict__ r, const float* __restrict__ q, int64_t D, int64_t n,
                     const float* c) {
   const float c0 = c[0], c1 = c[1], c2 = c[2], c3 = c[3];
 #pragma omp simd
@@ -79,13 +73,13 @@ PK_INLINE void subtract_group(float* __restrict__ r, const float* __restrict__ q
   }
 }
 
-PK_INLINE void subtract_one(float* __restrict__ r, const float* __restrict__ q, int64_t n, float c) {
+PK_ALWAYS_INLINE void subtract_one(float* __restrict__ r, const float* __restrict__ q, int64_t n, float c) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) r[i] -= c * q[i];
 }
 
 template <typename Tout>
-PK_INLINE void store_tile(const float* __restrict__ r, float scale, Tout* __restrict__ dst,
+PK_ALWAYS_INLINE void store_tile(const float* __restrict__ r, float scale, Tout* __restrict__ dst,
                           int64_t n, StoreMode mode) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) store_unit(r[i] * scale, dst + i, mode);

@@ -3,47 +3,15 @@
 //   ar_generate: AR perturbations, float32 [N, C, H, W]
 //   ar_poison: images plus their perturbations, clamped (and rounded for uint8)
 //   ar_filter: every class's AR-filter valid response, float32 [N, K, H-2, W-2]
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
-#include <utility>
-#include <vector>
-
 #include "ar_args.h"
+#include "checks.h"
+#include "parallel.h"
 
 namespace poisonkit {
 
 namespace {
-
-// Canvas draws are numbered with 32-bit Philox block counters (4 draws per block).
-constexpr int64_t kMaxCanvasDraws = int64_t{1} << 33;
-
-// Min and max of a non-empty int64 tensor. CPU tensors are scanned directly: a
-// DataLoader calls these ops once per sample, where torch reductions would cost more
-// than generating the perturbation.
-std::pair<int64_t, int64_t> min_max(const at::Tensor& t) {
-  if (!t.is_cpu()) return {t.min().item<int64_t>(), t.max().item<int64_t>()};
-  const at::Tensor c = t.contiguous();
-  const int64_t* v = c.data_ptr<int64_t>();
-  int64_t lo = v[0], hi = v[0];
-  for (int64_t i = 1; i < c.numel(); ++i) {
-    lo = std::min(lo, v[i]);
-    hi = std::max(hi, v[i]);
-  }
-  return {lo, hi};
-}
-
-bool all_finite(const at::Tensor& t) {
-  if (!t.is_cpu()) return at::isfinite(t).all().item<bool>();
-  const at::Tensor c = t.contiguous();
-  const float* v = c.data_ptr<float>();
-  for (int64_t i = 0; i < c.numel(); ++i)
-    if (!std::isfinite(v[i])) return false;
-  return true;
-}
 
 void check_indices(const at::Tensor& indices, const char* op) {
   TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, got ",
@@ -54,16 +22,13 @@ void check_indices(const at::Tensor& indices, const char* op) {
   TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
 }
 
-// Sizes are >= 1 here. Each must fit the kernels' int, and the product is checked by
-// division so that huge sizes cannot overflow int64 and slip through.
 void check_canvas_size(int64_t channels, int64_t canvas_h, int64_t canvas_w, const char* op) {
-  constexpr int64_t kMaxSide = std::numeric_limits<int32_t>::max();
-  const bool fits = channels <= kMaxSide && canvas_h <= kMaxSide && canvas_w <= kMaxSide &&
-                    canvas_h <= (kMaxCanvasDraws - 1) / channels &&
-                    canvas_w <= (kMaxCanvasDraws - 1) / (channels * canvas_h);
-  TORCH_CHECK(fits, op, ": canvas of ", channels, "x", canvas_h, "x", canvas_w,
-              " is too large (at most 2^33 draws per sample)");
+  check_kernel_args(ar_canvas_error(channels, canvas_h, canvas_w), op);
 }
+
+// Work per AR sample: its canvas draws (about 8 units each: Philox, log, sine) and the
+// recursion's 8 taps per canvas value.
+int64_t ar_work(const ArParams& p) { return 16 * p.channels * p.canvas_plane(); }
 
 void check_coeffs(const at::Tensor& coeffs, const char* op) {
   TORCH_CHECK(coeffs.scalar_type() == at::kFloat, op, ": coeffs must be float32, got ",
@@ -71,7 +36,7 @@ void check_coeffs(const at::Tensor& coeffs, const char* op) {
   TORCH_CHECK(coeffs.dim() == 4 && coeffs.size(2) == 3 && coeffs.size(3) == 3 &&
                   coeffs.size(0) > 0 && coeffs.size(1) > 0,
               op, ": coeffs must be [K, C, 3, 3] with K, C >= 1, got shape ", coeffs.sizes());
-  TORCH_CHECK(all_finite(coeffs), op, ": coeffs contain NaN or inf");
+  check_finite_param(coeffs, op, "coeffs");
 }
 
 }  // namespace
@@ -96,7 +61,7 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
   TORCH_CHECK(height >= 1 && width >= 1, "ar_generate: height and width must be >= 1, got ",
               height, "x", width);
   TORCH_CHECK(crop >= 0, "ar_generate: crop must be >= 0, got ", crop);
-  TORCH_CHECK(height < kMaxCanvasDraws && width < kMaxCanvasDraws && crop < kMaxCanvasDraws,
+  TORCH_CHECK(height < kArMaxCanvasDraws && width < kArMaxCanvasDraws && crop < kArMaxCanvasDraws,
               "ar_generate: height, width and crop must each be below 2^33, got ", height, ", ",
               width, ", ", crop);
   check_canvas_size(coeffs.size(1), height + crop, width + crop, "ar_generate");
@@ -110,10 +75,9 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
     params.norm = ArNorm::None;
     return params;
   }
-  TORCH_CHECK(std::isfinite(*eps) && *eps > 0.0, "ar_generate: eps must be a positive finite "
-              "number (or None for the unscaled process), got ", *eps);
-  TORCH_CHECK(p == 2.0 || p == std::numeric_limits<double>::infinity(),
-              "ar_generate: p must be 2 or inf, got ", p);
+  TORCH_CHECK(ar_eps_error(*eps).empty(), "ar_generate: ", ar_eps_error(*eps),
+              " (or None for the unscaled process)");
+  check_kernel_args(ar_p_error(p), "ar_generate");
   params.eps = static_cast<float>(*eps);
   params.norm = p == 2.0 ? ArNorm::L2 : ArNorm::Linf;
   return params;
@@ -122,11 +86,8 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
 ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const at::Tensor& labels,
                           const at::Tensor& indices, int64_t key, int64_t crop, double eps,
                           double p) {
-  TORCH_CHECK(x.dim() == 4, "ar_poison: x must be an NCHW batch (4 dims), got shape ", x.sizes());
-  TORCH_CHECK(x.scalar_type() == at::kByte || x.scalar_type() == at::kFloat,
-              "ar_poison: x must be uint8 or float32, got ", x.scalar_type());
-  TORCH_CHECK(x.device() == coeffs.device(), "ar_poison: x must be on coeffs' device (",
-              coeffs.device(), "), got ", x.device());
+  check_image_batch(x, "ar_poison");
+  check_same_device(coeffs, x, "ar_poison", "coeffs");
   TORCH_CHECK(x.size(0) == indices.size(0), "ar_poison: x holds ", x.size(0),
               " images but indices holds ", indices.size(0));
   TORCH_CHECK(coeffs.dim() == 4 && x.size(1) == coeffs.size(1), "ar_poison: x has ", x.size(1),
@@ -161,16 +122,12 @@ ArParams ar_canvas_params(const at::Tensor& indices, int64_t key, int64_t channe
 
 void check_ar_filter_args(const at::Tensor& x, const at::Tensor& coeffs) {
   check_coeffs(coeffs, "ar_filter");
-  TORCH_CHECK(x.dim() == 4, "ar_filter: x must be an NCHW batch (4 dims), got shape ", x.sizes());
-  TORCH_CHECK(x.scalar_type() == at::kByte || x.scalar_type() == at::kFloat,
-              "ar_filter: x must be uint8 or float32, got ", x.scalar_type());
-  TORCH_CHECK(x.size(0) > 0, "ar_filter: x is an empty batch (N = 0)");
+  check_image_batch(x, "ar_filter");
   TORCH_CHECK(x.size(1) == coeffs.size(1), "ar_filter: x has ", x.size(1),
               " channels but coeffs are for ", coeffs.size(1));
   TORCH_CHECK(x.size(2) >= 3 && x.size(3) >= 3, "ar_filter: x must be at least 3x3, got ",
               x.size(2), "x", x.size(3));
-  TORCH_CHECK(coeffs.device() == x.device(), "ar_filter: coeffs must be on x's device (",
-              x.device(), "), got ", coeffs.device());
+  check_same_device(coeffs, x, "ar_filter", "coeffs");
 }
 
 namespace {
@@ -192,16 +149,14 @@ at::Tensor ar_generate_cpu(const at::Tensor& coeffs_in, const at::Tensor& labels
   const int64_t sample_size = params.channels * params.out_plane();
   at::Tensor finite = at::empty({n}, indices.options().dtype(at::kByte));
   uint8_t* ok = finite.data_ptr<uint8_t>();
-  const size_t scratch_floats = ar_cpu_scratch_floats(params);
-  const int64_t grain = std::max<int64_t>(1, 16384 / static_cast<int64_t>(scratch_floats));
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(scratch_floats);
-    for (int64_t i = begin; i < end; ++i) {
-      ok[i] = ar_generate_sample_cpu(c + lab[i] * params.channels * kArTaps,
-                                     static_cast<uint64_t>(idx[i]), params,
-                                     dst + i * sample_size, scratch.data());
-    }
-  });
+  parallel_items(n, ar_work(params), ar_cpu_scratch_floats(params),
+                 [&](int64_t begin, int64_t end, float* scratch) {
+                   for (int64_t i = begin; i < end; ++i) {
+                     ok[i] = ar_generate_sample_cpu(c + lab[i] * params.channels * kArTaps,
+                                                    static_cast<uint64_t>(idx[i]), params,
+                                                    dst + i * sample_size, scratch);
+                   }
+                 });
   check_ar_finite(finite, labels);
   return out;
 }
@@ -216,16 +171,15 @@ void ar_poison_batch_cpu(const at::Tensor& x, const at::Tensor& coeffs, const at
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* idx = indices.data_ptr<int64_t>();
   const int64_t sample_size = params.channels * params.out_plane();
-  const size_t scratch_floats = ar_poison_cpu_scratch_floats(params);
-  const int64_t grain = std::max<int64_t>(1, 16384 / static_cast<int64_t>(scratch_floats));
-  at::parallel_for(0, x.size(0), grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(scratch_floats);
-    for (int64_t i = begin; i < end; ++i) {
-      ok[i] = ar_poison_sample_cpu<T>(src + i * sample_size, dst + i * sample_size,
-                                      c + lab[i] * params.channels * kArTaps,
-                                      static_cast<uint64_t>(idx[i]), params, scratch.data());
-    }
-  });
+  parallel_items(x.size(0), ar_work(params), ar_poison_cpu_scratch_floats(params),
+                 [&](int64_t begin, int64_t end, float* scratch) {
+                   for (int64_t i = begin; i < end; ++i) {
+                     ok[i] = ar_poison_sample_cpu<T>(src + i * sample_size, dst + i * sample_size,
+                                                     c + lab[i] * params.channels * kArTaps,
+                                                     static_cast<uint64_t>(idx[i]), params,
+                                                     scratch);
+                   }
+                 });
 }
 
 at::Tensor ar_poison_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in,
@@ -239,13 +193,9 @@ at::Tensor ar_poison_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in,
   const at::Tensor indices = indices_in.contiguous();
   at::Tensor out = at::empty_like(x);
   at::Tensor finite = at::empty({x.size(0)}, indices.options().dtype(at::kByte));
-  if (x.scalar_type() == at::kByte) {
-    ar_poison_batch_cpu<uint8_t>(x, coeffs, labels, indices, params, out,
-                                 finite.data_ptr<uint8_t>());
-  } else {
-    ar_poison_batch_cpu<float>(x, coeffs, labels, indices, params, out,
-                               finite.data_ptr<uint8_t>());
-  }
+  dispatch_image_dtype(x, [&]<typename T>() {
+    ar_poison_batch_cpu<T>(x, coeffs, labels, indices, params, out, finite.data_ptr<uint8_t>());
+  });
   check_ar_finite(finite, labels);
   return out;
 }
@@ -259,7 +209,8 @@ at::Tensor ar_canvas_cpu(const at::Tensor& indices_in, int64_t key, int64_t chan
   const int64_t* idx = indices.data_ptr<int64_t>();
   float* dst = out.data_ptr<float>();
   const int64_t size = channels * height * width;
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+  // Work per sample: its draws, about 8 units each (a Philox block per 4 draws, logs, sines).
+  parallel_items(n, 8 * size, 0, [&](int64_t begin, int64_t end, float*) {
     for (int64_t i = begin; i < end; ++i)
       ar_canvas_sample_cpu(static_cast<uint64_t>(idx[i]), params, dst + i * size);
   });
@@ -275,11 +226,11 @@ void ar_filter_batch_cpu(const at::Tensor& x, const at::Tensor& coeffs, at::Tens
   const T* src = x.data_ptr<T>();
   const float* c = coeffs.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  at::parallel_for(0, x.size(0), 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(in_size);
+  // Work per image: 9 taps per channel and class at every output pixel.
+  parallel_items(x.size(0), 9 * out_size * C, in_size, [&](int64_t begin, int64_t end,
+                                                           float* scratch) {
     for (int64_t i = begin; i < end; ++i)
-      ar_filter_image_cpu<T>(src + i * in_size, c, K, C, H, W, dst + i * out_size,
-                             scratch.data());
+      ar_filter_image_cpu<T>(src + i * in_size, c, K, C, H, W, dst + i * out_size, scratch);
   });
 }
 
@@ -289,11 +240,7 @@ at::Tensor ar_filter_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in) {
   const at::Tensor coeffs = coeffs_in.contiguous();
   at::Tensor out = at::empty({x.size(0), coeffs.size(0), x.size(2) - 2, x.size(3) - 2},
                              x.options().dtype(at::kFloat));
-  if (x.scalar_type() == at::kByte) {
-    ar_filter_batch_cpu<uint8_t>(x, coeffs, out);
-  } else {
-    ar_filter_batch_cpu<float>(x, coeffs, out);
-  }
+  dispatch_image_dtype(x, [&]<typename T>() { ar_filter_batch_cpu<T>(x, coeffs, out); });
   return out;
 }
 

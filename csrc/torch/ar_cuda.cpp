@@ -5,14 +5,11 @@
 #include <torch/library.h>
 
 #include "ar_args.h"
+#include "checks.h"
 
 namespace poisonkit {
 
 namespace {
-
-void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA launch failed: ", cudaGetErrorString(err));
-}
 
 at::Tensor ar_generate_cuda_impl(const at::Tensor& coeffs_in, const at::Tensor& labels_in,
                                  const at::Tensor& indices_in, int64_t key, int64_t height,
@@ -54,19 +51,13 @@ at::Tensor ar_poison_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_
   at::Tensor scratch = at::empty(
       {static_cast<int64_t>(ar_poison_cuda_scratch_floats(params, n))}, coeffs.options());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err;
-  if (x.scalar_type() == at::kByte) {
-    err = ar_poison_cuda<uint8_t>(x.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
-                                  coeffs.data_ptr<float>(), labels.data_ptr<int64_t>(),
-                                  indices.data_ptr<int64_t>(), n, params,
-                                  finite.data_ptr<uint8_t>(), scratch.data_ptr<float>(), stream);
-  } else {
-    err = ar_poison_cuda<float>(x.data_ptr<float>(), out.data_ptr<float>(),
-                                coeffs.data_ptr<float>(), labels.data_ptr<int64_t>(),
-                                indices.data_ptr<int64_t>(), n, params,
-                                finite.data_ptr<uint8_t>(), scratch.data_ptr<float>(), stream);
-  }
-  check_launch(err, "ar_poison");
+  dispatch_image_dtype(x, [&]<typename T>() {
+    check_launch(ar_poison_cuda<T>(x.data_ptr<T>(), out.data_ptr<T>(), coeffs.data_ptr<float>(),
+                                   labels.data_ptr<int64_t>(), indices.data_ptr<int64_t>(), n,
+                                   params, finite.data_ptr<uint8_t>(), scratch.data_ptr<float>(),
+                                   stream),
+                 "ar_poison");
+  });
   check_ar_finite(finite, labels);
   return out;
 }
@@ -93,15 +84,11 @@ at::Tensor ar_filter_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_
   const int H = static_cast<int>(x.size(2)), W = static_cast<int>(x.size(3));
   at::Tensor out = at::empty({x.size(0), K, H - 2, W - 2}, x.options().dtype(at::kFloat));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err;
-  if (x.scalar_type() == at::kByte) {
-    err = ar_filter_cuda<uint8_t>(x.data_ptr<uint8_t>(), coeffs.data_ptr<float>(), x.size(0), K,
-                                  C, H, W, out.data_ptr<float>(), stream);
-  } else {
-    err = ar_filter_cuda<float>(x.data_ptr<float>(), coeffs.data_ptr<float>(), x.size(0), K, C,
-                                H, W, out.data_ptr<float>(), stream);
-  }
-  check_launch(err, "ar_filter");
+  dispatch_image_dtype(x, [&]<typename T>() {
+    check_launch(ar_filter_cuda<T>(x.data_ptr<T>(), coeffs.data_ptr<float>(), x.size(0), K, C, H,
+                                   W, out.data_ptr<float>(), stream),
+                 "ar_filter");
+  });
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "checks.h"
 #include "filter2d_args.h"
 
 namespace poisonkit {
@@ -22,15 +23,11 @@ at::Tensor filter2d_cuda_impl(const at::Tensor& x_in, const at::Tensor& weights_
   at::Tensor scratch = at::empty({static_cast<int64_t>(filter2d_cuda_scratch_floats(p, n))},
                                  x.options().dtype(at::kFloat));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err;
-  if (x.scalar_type() == at::kByte) {
-    err = filter2d_cuda<uint8_t>(x.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
-                                 weights.data_ptr<float>(), n, p, scratch.data_ptr<float>(), stream);
-  } else {
-    err = filter2d_cuda<float>(x.data_ptr<float>(), out.data_ptr<float>(),
-                               weights.data_ptr<float>(), n, p, scratch.data_ptr<float>(), stream);
-  }
-  TORCH_CHECK(err == cudaSuccess, "filter2d: CUDA launch failed: ", cudaGetErrorString(err));
+  dispatch_image_dtype(x, [&]<typename T>() {
+    check_launch(filter2d_cuda<T>(x.data_ptr<T>(), out.data_ptr<T>(), weights.data_ptr<float>(),
+                                  n, p, scratch.data_ptr<float>(), stream),
+                 "filter2d");
+  });
   return out;
 }
 

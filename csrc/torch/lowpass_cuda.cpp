@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "checks.h"
 #include "lowpass_args.h"
 
 namespace poisonkit {
@@ -25,17 +26,12 @@ at::Tensor lowpass_cuda_impl(const at::Tensor& x_in, const at::Tensor& rows_in,
   at::Tensor scratch = at::empty({static_cast<int64_t>(lowpass_cuda_scratch_floats(p, n))},
                                  x.options().dtype(at::kFloat));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err;
-  if (x.scalar_type() == at::kByte) {
-    err = lowpass_cuda<uint8_t>(x.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
-                                rows.data_ptr<float>(), cols.data_ptr<float>(), mask_ptr, n, p,
-                                scratch.data_ptr<float>(), stream);
-  } else {
-    err = lowpass_cuda<float>(x.data_ptr<float>(), out.data_ptr<float>(), rows.data_ptr<float>(),
-                              cols.data_ptr<float>(), mask_ptr, n, p, scratch.data_ptr<float>(),
-                              stream);
-  }
-  TORCH_CHECK(err == cudaSuccess, "lowpass: CUDA launch failed: ", cudaGetErrorString(err));
+  dispatch_image_dtype(x, [&]<typename T>() {
+    check_launch(lowpass_cuda<T>(x.data_ptr<T>(), out.data_ptr<T>(), rows.data_ptr<float>(),
+                                 cols.data_ptr<float>(), mask_ptr, n, p,
+                                 scratch.data_ptr<float>(), stream),
+                 "lowpass");
+  });
   return out;
 }
 

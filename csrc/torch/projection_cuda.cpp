@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include "checks.h"
 #include "projection_args.h"
 
 namespace poisonkit {
@@ -32,7 +33,7 @@ at::Tensor project_out_cuda_impl(const at::Tensor& x_in, const at::Tensor& Q, bo
     err = project_out_cuda<uint8_t, float>(x.data_ptr<uint8_t>(), out.data_ptr<float>(), n, q, p,
                                            stream);
   }
-  TORCH_CHECK(err == cudaSuccess, "project_out: CUDA launch failed: ", cudaGetErrorString(err));
+  check_launch(err, "project_out");
   return out;
 }
 

@@ -96,3 +96,14 @@ def assert_float_close(out: torch.Tensor, ref: torch.Tensor, atol=2e-6, rtol=1e-
     """Same shape and dtype, values close, NaN where the reference has NaN."""
     assert out.shape == ref.shape, (out.shape, ref.shape)
     torch.testing.assert_close(out.double(), ref.double(), atol=atol, rtol=rtol, equal_nan=True)
+
+
+def finite_part(x: torch.Tensor) -> torch.Tensor:
+    """x with its non-finite values replaced by 0 (what the reference sees)."""
+    return torch.where(torch.isfinite(x), x, 0.0) if x.dtype.is_floating_point else x
+
+
+def nonfinite_rule(ref: torch.Tensor, reach: torch.Tensor) -> torch.Tensor:
+    """The README's rule for non-finite pixels: NaN at every output that `reach` marks (the
+    outputs computed from a non-finite input value), the finite reference elsewhere."""
+    return torch.where(reach, torch.full_like(ref, math.nan), ref)

@@ -11,7 +11,8 @@ from tests.ops.test_ar import reference_generate
 
 from .ar_inputs import (batch_ids, coeff_problems, coefficients, id_problems, key_problems, keys,
                         norm_problems, norms)
-from .strategies import FUZZ, assert_float_close, image_problems, images, unit
+from .strategies import (FUZZ, assert_float_close, finite_part, image_problems, images,
+                         nonfinite_rule, unit)
 from .tally import check_call
 from .test_fuzz_ar_generate import overflowing
 
@@ -51,7 +52,9 @@ def test_ar_poison(data, fault, crop):
         canvas = ops.ar_canvas(indices.reshape(-1), key, channels, batch.shape[2] + crop,
                                batch.shape[3] + crop)
         delta = reference_generate(canvas, coeffs, labels.reshape(-1), crop, eps, float(p))
-        ref = (unit(batch) + delta).clamp(0, 1)
+        # Non-finite pixels (README): NaN where they are, the reference elsewhere.
+        ref = nonfinite_rule((unit(finite_part(batch)) + delta).clamp(0, 1),
+                             ~torch.isfinite(batch))
         got = out[None] if x.dim() == 3 else out
         assert got.dtype == x.dtype and got.shape == batch.shape
         if x.dtype == torch.uint8:  # rounded to nearest: within half a step (ties either way)

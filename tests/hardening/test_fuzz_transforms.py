@@ -14,13 +14,15 @@ from torchvision.transforms.v2 import functional as F
 
 from poisonkit import ops, transforms
 from poisonkit.defenses.projection import Projection
+from poisonkit.defenses.sharpen import rsk_kernels
 from tests.ops.test_ar import reference_generate
 from tests.ops.test_filter2d import Quantized, assert_matches, reference
 
 from .ar_inputs import coefficients
-from .strategies import FUZZ, assert_float_close, image_problems, images, seeds, unit
+from .strategies import (FUZZ, assert_float_close, finite_part, image_problems, images,
+                         nonfinite_rule, seeds, unit)
 from .tally import check_call
-from .test_fuzz_filter2d import nan_ignoring_max_reference
+from .test_fuzz_filter2d import nonfinite_reference
 
 IMAGE_NAMES = ["x", "image", "label", "index"]
 CENTERS = st.sampled_from([2.5, 1.0, 0.0, -3.0, 100.0])
@@ -55,6 +57,13 @@ def assert_output(out, inpt, ref):
         assert_float_close(out[None] if single else out, ref)
 
 
+def filter_reference(batch, w, padding, normalize="none", rounding="nearest"):
+    """filter2d's reference, with the README's rule for non-finite pixels."""
+    if not torch.isfinite(batch).all():
+        return nonfinite_reference(batch, w, padding, normalize, True)
+    return reference(batch, w, padding, normalize, rounding)
+
+
 def filter_problems(x, padding, k=3):
     problems = image_problems(x) + ["image"] * bool(image_problems(x))
     if x.dim() in (3, 4) and padding == "valid" and min(x.shape[-2:]) < k:
@@ -83,7 +92,7 @@ def test_sharpen(data, fault):
     def compare(out):
         batch = x[None] if x.dim() == 3 else x
         w = sharpen_kernel(center, [n] * 4).expand(batch.shape[0], 3, 3)
-        assert_output(out, inpt, reference(batch, w, padding))
+        assert_output(out, inpt, filter_reference(batch, w, padding))
 
     check_call("Sharpen", lambda: made(inpt), filter_problems(x, padding), compare)
 
@@ -104,11 +113,9 @@ def test_random_sharpen(data, seed, fault):
 
     def compare(out):
         batch = x[None] if x.dim() == 3 else x
-        gen = torch.Generator().manual_seed(seed)  # RSK: c ~ N(center, std), n_i ~ N((c-1)/4, std)
-        c = torch.normal(center, std, (batch.shape[0],), generator=gen)
-        nb = (c[:, None] - 1) / 4 + std * torch.randn((batch.shape[0], 4), generator=gen)
-        w = torch.stack([sharpen_kernel(ci, ni) for ci, ni in zip(c.tolist(), nb.tolist())])
-        assert_output(out, inpt, reference(batch, w, padding))
+        # RSK's kernels (their distribution is tested in tests/ops/test_rsk.py)
+        w = rsk_kernels(batch.shape[0], center, std, torch.Generator().manual_seed(seed))
+        assert_output(out, inpt, filter_reference(batch, w, padding))
 
     check_call("RandomSharpen", lambda: made(inpt), filter_problems(x, padding), compare)
 
@@ -140,9 +147,7 @@ def test_classwise_blur(data, seed, fault):
         assert returned is label
         batch = x[None] if x.dim() == 3 else x
         w = made.kernels[labels.reshape(-1)]
-        ref = (nan_ignoring_max_reference(batch, w, "zeros", True)
-               if not torch.isfinite(batch).all() else
-               reference(batch, w, "zeros", "max", "truncate"))
+        ref = filter_reference(batch, w, "zeros", "max", "truncate")
         assert_output(out, inpt, ref)
 
     check_call("ClasswiseBlur", lambda: made(inpt, label), problems, compare)
@@ -182,7 +187,8 @@ def test_ar_poison_transform(data, fault):
         canvas = ops.ar_canvas(indices, made.key, channels, batch.shape[2] + crop,
                                batch.shape[3] + crop)
         delta = reference_generate(canvas, coeffs, labels, crop, eps, float(p))
-        ref = (unit(batch) + delta).clamp(0, 1)
+        ref = nonfinite_rule((unit(finite_part(batch)) + delta).clamp(0, 1),
+                             ~torch.isfinite(batch))  # README: NaN where a pixel is not finite
         got = F.pil_to_tensor(out) if isinstance(out, PIL.Image.Image) else out.as_subclass(torch.Tensor)
         got = got[None] if single else got
         if batch.dtype == torch.uint8:

@@ -192,9 +192,11 @@ def test_opcheck(coeffs10):
     torch.library.opcheck(torch.ops.poisonkit.ar_generate.default, args)
     torch.library.opcheck(torch.ops.poisonkit.ar_canvas.default, (torch.tensor([1, 2]), 3, 3, 5, 5))
     torch.library.opcheck(torch.ops.poisonkit.ar_filter.default, (torch.rand(2, 3, 6, 6), coeffs10))
-    torch.library.opcheck(torch.ops.poisonkit.ar_poison.default,
-                          (torch.rand(2, 3, 8, 8), coeffs10, torch.tensor([1, 2]),
-                           torch.tensor([3, 4]), 9, 4, 1.0, 2.0))
+    for x in (torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8).to(memory_format=torch.channels_last)):
+        # channels_last in, contiguous NCHW out: the fake kernel must say the same strides
+        torch.library.opcheck(torch.ops.poisonkit.ar_poison.default,
+                              (x, coeffs10, torch.tensor([1, 2]), torch.tensor([3, 4]), 9, 4,
+                               1.0, 2.0))
 
 
 @pytest.mark.parametrize("change,match", [
