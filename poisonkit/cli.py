@@ -99,7 +99,7 @@ def _inspect(args: argparse.Namespace) -> int:
 def _poison(args: argparse.Namespace) -> int:
     from .poisons.export import poison_dataset
     out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format, key=args.key,
-                         eps=args.eps,
+                         eps=args.eps, patch=args.patch,
                          p=float(args.p), crop=args.crop, seed=args.seed,
                          coefficients=args.coefficients, batch_size=args.batch_size,
                          force=args.force)
@@ -151,14 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     proj.set_defaults(func=_fit_projection)
     poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset (its "
                                            "training split) or an ImageFolder, with a manifest")
-    poison.add_argument("--method", required=True, choices=("ar", "classwise-blur"))
+    from .poisons.export import METHODS
+    poison.add_argument("--method", required=True, choices=METHODS)
     poison.add_argument("--data", required=True,
                         help="source .npz (x_train, y_train, ...) or ImageFolder directory")
     poison.add_argument("--format", default=None, choices=("npz", "png"),
                         help="output: npz (npz sources, the default) or a PNG ImageFolder")
     poison.add_argument("--out", required=True, help="output folder (not the source's)")
-    poison.add_argument("--key", type=int, default=0, help="AR: the owner's secret key")
-    poison.add_argument("--eps", type=float, default=1.0, help="AR: perturbation norm")
+    poison.add_argument("--key", type=int, default=0, help="AR, LSP: the owner's secret key")
+    poison.add_argument("--eps", type=float, default=None,
+                        help="AR: perturbation norm (default 1.0); LSP: the L2 norm is "
+                             "eps * sqrt(C*H*W) (default 6/255)")
+    poison.add_argument("--patch", type=int, default=8, help="LSP: patch side (divides H, W)")
     poison.add_argument("--p", default="2", choices=("2", "inf"), help="AR: norm (2 or inf)")
     poison.add_argument("--crop", type=int, default=4, help="AR: rows/cols cropped")
     poison.add_argument("--seed", type=int, default=0,

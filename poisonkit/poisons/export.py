@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..data import load_npz
 
-METHODS = ("ar", "classwise-blur")
+METHODS = ("ar", "classwise-blur", "lsp", "ops")
 FORMATS = ("npz", "png")
 
 
@@ -57,9 +57,24 @@ def _publish(stage: Path, out_dir: Path, old: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _make_poison(method: str, num_classes: int, out_dir: Path, key: int, eps: float, p: float,
-                 crop: int, seed: int, coefficients: str | None):
+def _make_poison(method: str, num_classes: int, out_dir: Path, key: int, eps: float | None,
+                 p: float, crop: int, seed: int, coefficients: str | None, patch: int = 8,
+                 source=None, batch_size: int = 1024):
     """(function images, labels, indices -> images, parameters for the manifest)."""
+    if method == "lsp":
+        from .lsp import DEFAULT_EPS, LSPPoison
+        eps = DEFAULT_EPS if eps is None else eps
+        poison = LSPPoison(num_classes, key=key, patch=patch, eps=eps)
+        params = {"eps": eps, "patch": patch, "class_sep": poison.class_sep,
+                  "key_sha256": key_hash(key)}
+        return lambda x, y, i: poison(x, y, i)[0], params
+    if method == "ops":
+        # The search reads the whole source once; the chosen pixels stay out of the manifest.
+        from .one_pixel import OnePixelShortcut, search_moments
+        moments = search_moments(((x, y) for x, y, _ in source.batches(batch_size)), num_classes)
+        poison = OnePixelShortcut.from_moments(*moments)
+        return lambda x, y, i: poison(x, y, i)[0], {"num_classes": num_classes}
+    eps = 1.0 if eps is None else eps
     if method == "ar":
         from ..transforms import ARPoison
         from .ar import ARCoefficients, sample_coefficients
@@ -118,11 +133,13 @@ def _save_png(image: torch.Tensor, path: Path) -> None:
 
 
 def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: str = "ar",
-                   fmt: str | None = None, key: int = 0, eps: float = 1.0, p: float = 2.0,
+                   fmt: str | None = None, key: int = 0, eps: float | None = None, p: float = 2.0,
                    crop: int = 4, seed: int = 0, coefficients: str | None = None,
-                   batch_size: int = 1024, force: bool = False, progress: bool = True) -> Path:
+                   batch_size: int = 1024, force: bool = False, progress: bool = True,
+                   patch: int = 8) -> Path:
     """Writes the poisoned copy of `data` into out_dir and returns its path
-    (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json."""
+    (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json.
+    eps: AR's norm (default 1.0) or LSP's (default 6/255); patch: LSP's."""
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -158,7 +175,7 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     stage.mkdir()
     try:
         _write_copy(source, stage, stage / out.name, src, fmt, is_folder, method, key, eps, p,
-                    crop, seed, coefficients, batch_size, progress)
+                    crop, seed, coefficients, batch_size, progress, patch)
         _publish(stage, out_dir, old)
     except BaseException:  # KeyboardInterrupt (SIGINT) included: nothing partial stays
         shutil.rmtree(stage, ignore_errors=True)
@@ -167,11 +184,11 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
 
 
 def _write_copy(source, stage: Path, out: Path, src: Path, fmt: str, is_folder: bool,
-                method: str, key: int, eps: float, p: float, crop: int, seed: int,
-                coefficients: str | None, batch_size: int, progress: bool) -> None:
+                method: str, key: int, eps: float | None, p: float, crop: int, seed: int,
+                coefficients: str | None, batch_size: int, progress: bool, patch: int = 8) -> None:
     """Writes the poisoned copy, its coefficients (AR) and the manifest into stage."""
     apply, params = _make_poison(method, len(source.classes), stage, key, eps, p, crop, seed,
-                                 coefficients)
+                                 coefficients, patch, source, batch_size)
     poisoned = []
     total = source.counts["train"]
     with tqdm(total=total, desc=f"poison ({method})", unit="img", disable=not progress) as bar:
