@@ -27,10 +27,6 @@ namespace poisonkit {
 
 constexpr int kOnePixelMaxChannels = 4;
 
-// The input unit's 1: 255 for uint8, 1 for float.
-PK_HD double one_pixel_unit(uint8_t) { return 255.0; }
-PK_HD double one_pixel_unit(float) { return 1.0; }
-
 // Score of colour b at one (class, position): S[c], Q[c] the channel sums over the class's
 // n images, unit the value of a lit channel.
 PK_HD double one_pixel_score(const double* S, const double* Q, int channels, double n,

@@ -53,10 +53,8 @@ void check_one_pixel_apply_args(const at::Tensor& x, const at::Tensor& labels,
   const int64_t plane = x.size(2) * x.size(3);
   TORCH_CHECK(lo >= 0 && hi < plane, op, ": positions must be pixel numbers in [0, H*W = ",
               plane, "), got values in [", lo, ", ", hi, "]");
-  const at::Tensor c = colours.cpu();
-  TORCH_CHECK(float_all_finite(c) && c.min().item<float>() >= 0.0f &&
-                  c.max().item<float>() <= 1.0f,
-              op, ": colours must be finite values in [0, 1]");
+  TORCH_CHECK(float_all_within(colours, 0.0f, 1.0f), op,
+              ": colours must be finite values in [0, 1]");
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> one_pixel_moment_outputs(const at::Tensor& x,

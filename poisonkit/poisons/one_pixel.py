@@ -74,6 +74,7 @@ class OnePixelShortcut(SampleCall):
         self.register_buffer("rows", rows)
         self.register_buffer("cols", cols)
         self.register_buffer("colours", colours)
+        self._cache: dict = {}
 
     @classmethod
     def search(cls, images: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
@@ -99,13 +100,19 @@ class OnePixelShortcut(SampleCall):
 
     def apply(self, images: torch.Tensor, labels: torch.Tensor,
               indices: torch.Tensor | None = None) -> torch.Tensor:
-        _, c, h, w = images.shape
-        if (self.rows >= h).any() or (self.cols >= w).any():
-            raise ValueError(f"image: the poison's pixels lie outside a {h}x{w} image")
-        if c != self.colours.shape[1]:
-            raise ValueError(f"image: expected {self.colours.shape[1]} channels, got {c}")
-        positions = (self.rows * w + self.cols).to(images.device)
-        return ops.one_pixel_apply(images, labels, positions, self.colours.to(images.device))
+        return ops.one_pixel_apply(images, labels, *self._pixels(images))
+
+    def _pixels(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positions row * W + col, colours) on the images' device, cached per size (a
+        DataLoader calls the poison once per sample)."""
+        h, w = images.shape[-2:]
+        cache = (h, w, images.device)
+        if cache not in self._cache:
+            if (self.rows >= h).any() or (self.cols >= w).any():
+                raise ValueError(f"image: the poison's pixels lie outside a {h}x{w} image")
+            self._cache[cache] = ((self.rows * w + self.cols).to(images.device),
+                                  self.colours.to(images.device))
+        return self._cache[cache]
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}"
