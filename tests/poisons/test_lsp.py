@@ -1,6 +1,7 @@
 """LSPPoison: the call shapes (sample, batch, PIL), equality with the op, parameter errors."""
 import math
 
+import numpy as np
 import PIL.Image
 import pytest
 import torch
@@ -20,7 +21,7 @@ def test_sample_and_batch_agree(gen):
     one, label = poison(x[2], 2, 42)
     assert label == 2 and torch.equal(one, batch[2])
     pil, _ = poison(PIL.Image.fromarray(x[2].permute(1, 2, 0).numpy()), 2, 42)
-    assert torch.equal(torch.from_numpy(__import__("numpy").asarray(pil)).permute(2, 0, 1), batch[2])
+    assert torch.equal(torch.from_numpy(np.array(pil)).permute(2, 0, 1), batch[2])
     delta = poison.perturbation(labels, indices, 3, 32, 32)
     assert torch.allclose(delta.flatten(1).norm(dim=1), torch.full((8,), math.sqrt(3072) * 6 / 255))
 
@@ -47,8 +48,10 @@ def test_bad_calls():
     x = torch.zeros(2, 3, 36, 36, dtype=torch.uint8)
     with pytest.raises(ValueError, match="patch: expected a divisor of the image size 36x36"):
         poison(x, torch.tensor([0, 1]), torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="label: expected class indices"):
+    with pytest.raises(RuntimeError, match=r"labels must be in \[0, 10\)"):
         poison(x[:, :, :32, :32], torch.tensor([0, 10]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"label: expected a class index in \[0, 10\), got -1"):
+        poison(x[0, :, :32, :32], -1, 0)
     with pytest.raises(TypeError, match="index: expected integers"):
         poison(x[:, :, :32, :32], torch.tensor([0, 1]), torch.tensor([0.0, 1.0]))
     assert "key" not in repr(LSPPoison(10, key=12345))
