@@ -55,3 +55,22 @@ def test_bad_calls():
     with pytest.raises(TypeError, match="index: expected integers"):
         poison(x[:, :, :32, :32], torch.tensor([0, 1]), torch.tensor([0.0, 1.0]))
     assert "key" not in repr(LSPPoison(10, key=12345))
+
+
+def test_dataloader_workers_give_the_batch_result(gen):
+    from poisonkit.data import PoisonedDataset
+    x = torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    y = torch.arange(24) % 10
+    poison = LSPPoison(10, key=77)
+    base = torch.utils.data.TensorDataset(x, y)
+    loader = torch.utils.data.DataLoader(PoisonedDataset(base, poison), batch_size=5,
+                                         shuffle=True, num_workers=2,
+                                         generator=torch.Generator().manual_seed(0))
+    seen = torch.zeros(24, dtype=torch.bool)
+    expected, _ = poison(x, y, torch.arange(24))
+    for images, labels in loader:
+        for image, label in zip(images, labels):
+            match = (expected == image).flatten(1).all(1) & (y == label)
+            assert match.any()
+            seen |= match
+    assert seen.all()
