@@ -1,7 +1,7 @@
 """LSP and OPS: the OPS search against the reference's per-position loop (perturb.py
 pixel_search) on the 10k CIFAR set, and applying each poison against the peers a user
 would write (torch indexing/add on a stored perturbation array, the reference's numpy
-arithmetic), interleaved in the same run. `python -m benchmarks.lsp_ops`."""
+arithmetic), interleaved in the same run. `python -m poisonkit.bench.lsp_ops`."""
 from __future__ import annotations
 
 import time
