@@ -128,7 +128,8 @@ def _inspect(args: argparse.Namespace) -> int:
 def _poison(args: argparse.Namespace) -> int:
     from .keys import parse_key
     from .poisons.export import default_key_file, poison_dataset
-    options = {name: getattr(args, name) for name in ("eps", "p", "crop", "seed", "coefficients")
+    options = {name: getattr(args, name)
+               for name in ("eps", "p", "crop", "seed", "coefficients", "patch")
                if getattr(args, name) is not None}
     out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format,
                          key=None if args.key is None else parse_key(args.key),
@@ -235,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "beside the output folder); never inside the published folder")
     poison.add_argument("--num-classes", type=_positive, default=None,
                         help="class count (default: from the data; labels must be 0..K-1)")
-    poison.add_argument("--eps", type=float, default=None, help="AR: perturbation norm (1.0)")
+    poison.add_argument("--eps", type=float, default=None,
+                        help="AR: perturbation norm (1.0); LSP: the L2 norm is eps * sqrt(C*H*W) "
+                             "(6/255)")
+    poison.add_argument("--patch", type=int, default=None, help="LSP: patch side (8; divides H, W)")
     poison.add_argument("--p", default=None, choices=("2", "inf"), help="AR: norm (2 or inf)")
     poison.add_argument("--crop", type=int, default=None, help="AR: rows/cols cropped (4)")
     poison.add_argument("--seed", type=int, default=None,

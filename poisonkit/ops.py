@@ -289,3 +289,118 @@ def rsk_kernels(seed: int, indices: torch.Tensor, epoch: int = 0, center: float 
 @torch.library.register_fake("poisonkit::rsk_kernels")
 def _rsk_kernels_fake(seed, indices, epoch, center, std):
     return indices.new_empty((indices.shape[0], 3, 3), dtype=torch.float32)
+
+
+# ---- LSP synthetic perturbations and the one-pixel shortcut (DESIGN 3.6) ----
+
+def _batch_of_one(x: torch.Tensor, **per_sample) -> list[torch.Tensor]:
+    """The per-sample tensors of a CHW image (one value each) as [1] tensors."""
+    out = []
+    for name, t in per_sample.items():
+        t = torch.as_tensor(t, device=x.device)
+        if t.numel() != 1:
+            raise ValueError(f"{name}: expected one value for a CHW image, got shape "
+                             f"{tuple(t.shape)}")
+        out.append(t.reshape(1))
+    return out
+
+
+def lsp_classes(key: int, num_classes: int, features: int,
+                class_sep: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSP class tables drawn from the key (CPU): centres float32 [K, F], vertices of the
+    hypercube {-class_sep, +class_sep}^F, and mixing matrices float32 [K, F, F] with
+    entries uniform in (-1, 1), as make_classification's per-cluster centroid and
+    covariance factor (see csrc/kernels/lsp.h for the draws)."""
+    return torch.ops.poisonkit.lsp_classes.default(_key64(key), num_classes, features,
+                                                   float(class_sep))
+
+
+def lsp_generate(centres: torch.Tensor, mixing: torch.Tensor, labels: torch.Tensor,
+                 indices: torch.Tensor, key: int, channels: int, height: int, width: int,
+                 patch: int = 8, eps: float = 6 / 255) -> torch.Tensor:
+    """LSP perturbations, float32 [N, channels, height, width], on the tables' device.
+
+    Sample n's point is z A + centre of class labels[n] (z: F normal draws of
+    (key, indices[n])), reshaped [H/patch, W/patch, C], each value repeated over a
+    patch x patch block and scaled to an L2 norm of eps * sqrt(C H W)."""
+    return torch.ops.poisonkit.lsp_generate.default(centres, mixing, labels, indices, _key64(key),
+                                                    channels, height, width, patch, _eps(eps))
+
+
+def lsp_poison(x: torch.Tensor, centres: torch.Tensor, mixing: torch.Tensor,
+               labels: torch.Tensor, indices: torch.Tensor, key: int, patch: int = 8,
+               eps: float = 6 / 255) -> torch.Tensor:
+    """Images plus their LSP perturbations (lsp_generate at x's size) in [0, 1] units,
+    clipped to [0, 1]; uint8 in, uint8 out, truncated as the reference stores it; float32
+    in, float32 out. x: NCHW (or CHW with one label and index)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"lsp_poison: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        one = _batch_of_one(x, labels=labels, indices=indices)
+        return lsp_poison(x.unsqueeze(0), centres, mixing, *one, key, patch, eps).squeeze(0)
+    return torch.ops.poisonkit.lsp_poison.default(x, centres, mixing, labels, indices,
+                                                  _key64(key), patch, _eps(eps))
+
+
+@torch.library.register_fake("poisonkit::lsp_classes")
+def _lsp_classes_fake(key, num_classes, features, class_sep):
+    return (torch.empty((num_classes, features)), torch.empty((num_classes, features, features)))
+
+
+@torch.library.register_fake("poisonkit::lsp_generate")
+def _lsp_generate_fake(centres, mixing, labels, indices, key, channels, height, width, patch, eps):
+    return centres.new_empty((indices.shape[0], channels, height, width))
+
+
+@torch.library.register_fake("poisonkit::lsp_poison")
+def _lsp_poison_fake(x, centres, mixing, labels, indices, key, patch, eps):
+    return torch.empty_like(x)
+
+
+def one_pixel_moments(x: torch.Tensor, labels: torch.Tensor,
+                      num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass of the OPS search over a batch: per class, channel and pixel the sum and
+    the sum of squares of the values (float64 [K, C, H, W], in x's units: 0-255 for
+    uint8), and the class counts (int64 [K]). Sums of batches add up to the dataset's."""
+    return torch.ops.poisonkit.one_pixel_moments.default(x, labels, num_classes)
+
+
+def one_pixel_search(sums: torch.Tensor, squares: torch.Tensor, counts: torch.Tensor,
+                     unit: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The OPS scores mean/std of |colour - pixel| (float64 [K, H*W, 2^C]) and the greedy
+    per-class choice (int64 [K]: position * 2^C + colour, position p being pixel
+    (p // H, p % H)), from the moments. unit: a lit channel's value in the moments' units
+    (255 for uint8 images, 1 for float). Runs on the CPU."""
+    return torch.ops.poisonkit.one_pixel_search.default(sums.cpu(), squares.cpu(), counts.cpu(),
+                                                        float(unit))
+
+
+def one_pixel_apply(x: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
+                    colours: torch.Tensor) -> torch.Tensor:
+    """Sets pixel positions[k] (row * W + col) of every image of class k to colours[k]
+    (float32 [K, C] in [0, 1]; uint8 images get round(255 * colour)). x: NCHW (or CHW with
+    one label)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"one_pixel_apply: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 3:
+        (one,) = _batch_of_one(x, labels=labels)
+        return one_pixel_apply(x.unsqueeze(0), one, positions, colours).squeeze(0)
+    return torch.ops.poisonkit.one_pixel_apply.default(x, labels, positions, colours)
+
+
+@torch.library.register_fake("poisonkit::one_pixel_moments")
+def _one_pixel_moments_fake(x, labels, num_classes):
+    shape = (num_classes, *x.shape[1:])
+    return (x.new_empty(shape, dtype=torch.float64), x.new_empty(shape, dtype=torch.float64),
+            x.new_empty((num_classes,), dtype=torch.int64))
+
+
+@torch.library.register_fake("poisonkit::one_pixel_search")
+def _one_pixel_search_fake(sums, squares, counts, unit):
+    k, c, h, w = sums.shape
+    return sums.new_empty((k, h * w, 2 ** c)), counts.new_empty((k,))
+
+
+@torch.library.register_fake("poisonkit::one_pixel_apply")
+def _one_pixel_apply_fake(x, labels, positions, colours):
+    return torch.empty_like(x)

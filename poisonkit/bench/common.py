@@ -147,3 +147,29 @@ def throughput_results(exclude: set[str] = frozenset()) -> list[dict]:
         if rows and all({"case", "impl", "images_per_s"} <= r.keys() for r in rows):
             payloads.append(payload)
     return payloads
+
+
+def interleaved_images_per_second(fns: dict[str, Callable[[], object]], n_images: int,
+                                  rounds: int | None = None,
+                                  min_time: float | None = None) -> dict[str, float]:
+    """Best-of-rounds throughput of several implementations timed in turn, round after
+    round, so that a load change on a shared machine hits them all alike."""
+    min_time = TIMING["min_time"] if min_time is None else min_time
+    rounds = TIMING["repeats"] if rounds is None else rounds
+    calls = {}
+    for name, fn in fns.items():  # warm-up and calibration
+        fn()
+        calls[name], start = 1, time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - start, 1e-7)
+        calls[name] = max(1, int(min_time / once))
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best[name] = min(best[name], (time.perf_counter() - start) / calls[name])
+    return {name: n_images / t for name, t in best.items()}

@@ -17,6 +17,12 @@ build/dali (``make dali``); the operators then appear as ``fn.poisonkit.*``:
   p=2.0, crop=4, key=0)``: the AR poison, equal to ops.ar_poison / ARPoison for the same
   coefficients, key and sample indices (uint8 exactly). ``key`` is a signed int64; use the
   helper ``ar_perturb`` (poisonkit.dali.ops), which takes any key in [0, 2^64) as ARPoison does.
+- ``fn.poisonkit.lsp_perturb(images, labels, indices, num_classes=10, patch=8, eps=6/255,
+  class_sep=10.0, key=0)``: the LSP poison, equal to ops.lsp_poison / LSPPoison (helper
+  ``lsp_perturb(images, labels, indices, poison)``).
+- ``fn.poisonkit.one_pixel(images, labels, rows=[...], cols=[...], colours=[...])``: the
+  one-pixel shortcut, equal to ops.one_pixel_apply / OnePixelShortcut (helper
+  ``one_pixel(images, labels, poison)``).
 - ``fn.poisonkit.project_out(images, q=[...], q_shape=[D, K], clamp=False)``: the orthogonal
   projection defense, equal to ops.project_out (float32 output; with clamp the input's type).
   Q is an argument; a fitted Projection is a torch file that C++ does not read, so the helper
@@ -40,12 +46,14 @@ converting kernels, ARPoison, Projection and lowpass bases to operator arguments
 silently drops a partial last batch) and ``pipeline`` (``training_pipeline`` and a PyTorch
 iterator that keeps that partial batch).
 """
-from .ops import ar_perturb, classwise_blur, lowpass, project_out, sharpen
+from .ops import (ar_perturb, classwise_blur, lowpass, lsp_perturb, one_pixel, project_out,
+                  sharpen)
 from .pipeline import torch_iterator, training_pipeline
 from .plugin import (DALI_VERSION, PACKAGED_PLUGIN, PLUGIN_ENV, load, plugin_candidates,
                      plugin_dali_version, plugin_path)
 from .source import BatchSource
 
 __all__ = ["DALI_VERSION", "PACKAGED_PLUGIN", "PLUGIN_ENV", "BatchSource", "ar_perturb",
-           "classwise_blur", "load", "lowpass", "plugin_candidates", "plugin_dali_version",
+           "classwise_blur", "load", "lowpass", "lsp_perturb", "one_pixel", "plugin_candidates",
+           "plugin_dali_version",
            "plugin_path", "project_out", "sharpen", "torch_iterator", "training_pipeline"]

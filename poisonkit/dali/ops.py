@@ -94,6 +94,30 @@ def ar_perturb(images, labels, indices, coefficients, *, eps: float | None = Non
                                    crop=int(settings["crop"]), key=_key64(settings["key"]))
 
 
+
+def lsp_perturb(images, labels, indices, poison=None, *, num_classes: int = 10, key: int = 0,
+                patch: int = 8, eps: float = 6 / 255, class_sep: float = 10.0):
+    """fn.poisonkit.lsp_perturb: the LSP poison of (key, sample index, class). poison: an
+    ``LSPPoison`` (its settings are used) or None (then the keyword settings)."""
+    load()
+    from nvidia.dali import fn
+    if poison is not None:
+        num_classes, key, patch = poison.num_classes, poison.key, poison.patch
+        eps, class_sep = poison.eps, poison.class_sep
+    return fn.poisonkit.lsp_perturb(images, labels, indices, num_classes=int(num_classes),
+                                    key=_key64(key), patch=int(patch), eps=float(eps),
+                                    class_sep=float(class_sep))
+
+
+def one_pixel(images, labels, poison):
+    """fn.poisonkit.one_pixel with the pixels of a ``OnePixelShortcut`` (e.g. from its
+    search)."""
+    load()
+    from nvidia.dali import fn
+    return fn.poisonkit.one_pixel(images, labels, rows=poison.rows.tolist(),
+                                  cols=poison.cols.tolist(),
+                                  colours=_flat_floats("colours", poison.colours))
+
 def project_out(images, projection, *, clamp: bool = False):
     """fn.poisonkit.project_out with Q from a fitted ``Projection``, the path of a saved one
     (loaded here: the operator cannot read torch files) or a float32 [D, K] tensor / array.

@@ -1,14 +1,16 @@
 """Dataset inspection: look for class-wise shortcuts (availability poisons) before
 training on a dataset, and say which defense fits.
 
-Four signals, each with a verdict against the level natural images reach (measured on the
+Five signals, each with a verdict against the level natural images reach (measured on the
 clean CIFAR-10 10k subset; the numbers live beside each signal):
 
 - linear separability (separability.py): a class-wise poison is a linear shortcut;
 - AR predictability (autoregressive.py): an AR poison is predicted per class by a causal
   3x3 filter on the high-pass residual;
 - spectral profile and border (spectral.py): a class-wise blur reshapes each class's
-  spectrum and darkens its border in a class-dependent way.
+  spectrum and darkens its border in a class-dependent way;
+- pixel constancy (pixel_constancy.py): the one-pixel shortcut fixes one pixel per class.
+  (LSP, the synthetic patch noise, is a linear shortcut: linear separability flags it.)
 
     report = inspect_dataset(images, labels)          # or inspect_path("data.npz")
     write_report(report, "out/inspect")               # report.json, report.md, PNGs
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import autoregressive, separability, spectral
+from . import autoregressive, pixel_constancy, separability, spectral
 from .report import write_report
 
 SCHEMA = "poisonkit.inspect/1"
@@ -43,6 +45,11 @@ DEFENSES = {
     "border": [
         "rsk / rsk+ff with 'valid' sharpening (the default), which crops the one-pixel "
         "border a zero-padded class-wise blur darkens"],
+    "pixel_constancy": [
+        "projection: orthogonal projection removes the linear direction of the fixed pixel "
+        "(OPS 15.3% -> 87.9% in the projection paper)",
+        "augmentation that moves pixels (random crop, which the training harness applies) "
+        "or inpainting the flagged pixel"],
 }
 
 
@@ -93,7 +100,7 @@ def _verdict(flagged: bool, statistic: str, value: float, threshold: float, natu
 
 def inspect_dataset(images: torch.Tensor, labels: torch.Tensor, class_names: list[str] | None = None,
                     source: str = "tensors", seed: int = 0, progress: bool = True) -> dict:
-    """Runs the four signals on a labelled image set; returns the report (a JSON-ready
+    """Runs the five signals on a labelled image set; returns the report (a JSON-ready
     dict). images: uint8 [0, 255] or float32 [0, 1] NCHW, one size. labels: class indices;
     classes without images are ignored, and at least two must remain."""
     start = time.perf_counter()
@@ -108,7 +115,7 @@ def inspect_dataset(images: torch.Tensor, labels: torch.Tensor, class_names: lis
     K, n = len(present), len(images)
     x = images.contiguous()
 
-    with tqdm(total=4 * n, desc="inspect", unit="img", disable=not progress) as bar:
+    with tqdm(total=5 * n, desc="inspect", unit="img", disable=not progress) as bar:
         sep = separability.linear_separability(x, y, K, seed=seed)
         bar.update(2 * n)
         grams = autoregressive.class_grams(x, y, K, progress=bar.update)
@@ -116,12 +123,15 @@ def inspect_dataset(images: torch.Tensor, labels: torch.Tensor, class_names: lis
         spectra, radii = spectral.class_spectra(x, y, K, progress=bar.update)
         spec = spectral.spectral_spread(spectra)
         border = spectral.border_profile(x, y, K)
+        constancy = pixel_constancy.pixel_constancy(x, y, K)
+        bar.update(n)
 
     flag_sep = sep["score"] > sep["natural_score"] + separability.FLAG_MARGIN
     flag_ar = (ar["median_gain"] > autoregressive.FLAG_MEDIAN_GAIN
                or ar["max_gain"] > autoregressive.FLAG_MAX_GAIN)
     flag_spec = spec["high_spread_db"] > spectral.FLAG_SPREAD_DB
     flag_border = border["max_abs_log_ratio"] > spectral.FLAG_BORDER_LOG
+    flag_pixel = constancy["median_min_std"] < pixel_constancy.FLAG_MIN_STD
     signals = {
         "linear_separability": {**sep, "verdict": _verdict(
             flag_sep, "score = (acc - acc_shuffled) / (1 - acc_shuffled)", sep["score"],
@@ -146,6 +156,12 @@ def inspect_dataset(images: torch.Tensor, labels: torch.Tensor, class_names: lis
             spectral.NATURAL_BORDER_LOG,
             "some class's one-pixel border is much darker or brighter than the row inside "
             "it: a zero-padded class-wise filter", "border")},
+        "pixel_constancy": {**constancy, "verdict": _verdict(
+            flag_pixel, "median over classes of the smallest within-class pixel std (0-255)",
+            constancy["median_min_std"], pixel_constancy.FLAG_MIN_STD,
+            pixel_constancy.NATURAL_MIN_STD,
+            "in most classes one pixel keeps (nearly) the same value in every image: a "
+            "one-pixel shortcut (OPS)", "pixel_constancy")},
     }
     return {"schema": SCHEMA, "flagged": any(s["verdict"]["flagged"] for s in signals.values()),
             "data": {"source": source, "num_images": n, "image_shape": list(x.shape[1:]),

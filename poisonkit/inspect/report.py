@@ -12,12 +12,13 @@ from . import autoregressive
 
 SIGNAL_TITLES = {"linear_separability": "Linear separability",
                  "ar_predictability": "AR predictability",
-                 "spectral_profile": "Spectral profile", "border": "Border intensity"}
+                 "spectral_profile": "Spectral profile", "border": "Border intensity",
+                 "pixel_constancy": "Pixel constancy"}
 
 
 def markdown(report: dict) -> str:
     d, s = report["data"], report["signals"]
-    sep, ar, spec, border = (s[k] for k in SIGNAL_TITLES)
+    sep, ar, spec, border, pixel = (s[k] for k in SIGNAL_TITLES)
     lines = [f"# Dataset inspection: {d['source']}", "",
              f"{d['num_images']} images of shape {tuple(d['image_shape'])}, {d['num_classes']} "
              f"classes ({min(d['images_per_class'])}-{max(d['images_per_class'])} images each). "
@@ -38,7 +39,10 @@ def markdown(report: dict) -> str:
               "high-pass residual.",
               f"- Spectrum: across-class spread up to {spec['max_spread_db']:.2f} dB, "
               f"{spec['high_spread_db']:.2f} dB on average over the upper half of the frequencies.",
-              f"- Border: largest |log ratio| {border['max_abs_log_ratio']:.3f}.", "",
+              f"- Border: largest |log ratio| {border['max_abs_log_ratio']:.3f}.",
+              f"- Pixel constancy: the least varying pixel of a class has std "
+              f"{min(pixel['min_std']):.2f} to {max(pixel['min_std']):.2f} (0-255) over the "
+              "classes.", "",
               "| class | images | AR explained (own / shared) | AR gain | mean border (0-255) | "
               "border / next row (top, bottom, left, right) |", "|---|---|---|---|---|---|"]
     for k, name in enumerate(d["class_names"]):

@@ -122,6 +122,33 @@ def _classwise_blur(ctx: ExportContext, seed: int | None = None,
                         {"blur_kernels": blur.kernels.tolist(), "seed": seed})
 
 
+
+@register_method("lsp")
+def _lsp(ctx: ExportContext, eps: float | None = None, patch: int = 8) -> ExportPoison:
+    """LSP (DESIGN 3.6): every point drawn from the key (class tables included), so the key
+    file's key is the only secret. eps defaults to the reference's 6/255."""
+    from .lsp import DEFAULT_EPS, LSPPoison, lsp_features
+    if ctx.train_images is not None:  # the patch must divide the images: refuse now
+        lsp_features(*ctx.train_images.shape[1:], patch)
+    poison = LSPPoison(ctx.num_classes, key=keymod.philox_key(ctx.key), patch=patch,
+                       eps=DEFAULT_EPS if eps is None else eps)
+    return ExportPoison(lambda x, y, i: poison(x, y, i)[0],
+                        {"eps": poison.eps, "patch": patch, "class_sep": poison.class_sep}, {})
+
+
+@register_method("ops")
+def _ops(ctx: ExportContext) -> ExportPoison:
+    """OPS (DESIGN 3.6): the reference's search over the training split, in memory (an
+    .npz source). The chosen pixels go to the key file: they would show where to repair."""
+    from .one_pixel import OnePixelShortcut
+    if ctx.train_images is None:
+        raise ValueError("method: 'ops' searches the whole training split in memory; give an "
+                         ".npz source")
+    poison = OnePixelShortcut.search(ctx.train_images, ctx.train_labels, ctx.num_classes)
+    return ExportPoison(lambda x, y, i: poison(x, y, i)[0], {},
+                        {"ops_rows": poison.rows.tolist(), "ops_cols": poison.cols.tolist(),
+                         "ops_colours": poison.colours.tolist()})
+
 def _make_poison(method: str, ctx: ExportContext, options: dict) -> ExportPoison:
     factory = METHODS[method]
     try:
@@ -288,7 +315,7 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json, and the
     key file (default: default_key_file(out_dir)). key: None draws 128 random bits.
     options: the method's parameters (AR: eps, p, crop, seed, coefficients; classwise-blur:
-    seed, blur_parameter)."""
+    seed, blur_parameter; LSP: eps, patch; OPS: none)."""
     if method not in METHODS:
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

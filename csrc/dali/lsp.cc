@@ -1,0 +1,182 @@
+// fn.poisonkit.lsp_perturb: the LSP poison (Yu et al., KDD 2022). Each image gets the LSP
+// perturbation of (key, its sample index, its class), added in [0,1] units and clipped
+// (uint8 truncated): the same kernels and class tables as the torch op lsp_poison, so the
+// same key and sample index give the same poisoned image in torch and in DALI.
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "../kernels/lsp.h"
+#include "args.h"
+#include "image_op.h"
+
+namespace poisonkit::dali_ops {
+
+namespace {
+
+constexpr int kMaxFeatures = 4096;  // as the torch op (the CUDA kernel's shared memory)
+
+struct LspTables {
+  std::vector<float> centres, mixing;
+};
+
+}  // namespace
+
+template <typename Backend>
+class LspPerturb : public PlanarImageOp<Backend> {
+ public:
+  explicit LspPerturb(const ::dali::OpSpec& spec) : PlanarImageOp<Backend>(spec) {
+    num_classes_ = spec.GetArgument<int>("num_classes");
+    DALI_ENFORCE(num_classes_ >= 1, ::dali::make_string("argument `num_classes`: expected >= 1, "
+                                                        "got ", num_classes_));
+    params_.patch = spec.GetArgument<int>("patch");
+    DALI_ENFORCE(params_.patch >= 1, ::dali::make_string("argument `patch`: expected >= 1, got ",
+                                                         params_.patch));
+    params_.eps = spec.GetArgument<float>("eps");
+    DALI_ENFORCE(std::isfinite(params_.eps) && params_.eps > 0.0f,
+                 ::dali::make_string("argument `eps`: expected a positive finite number, got ",
+                                     params_.eps));
+    class_sep_ = spec.GetArgument<float>("class_sep");
+    DALI_ENFORCE(std::isfinite(class_sep_) && class_sep_ > 0.0f,
+                 ::dali::make_string("argument `class_sep`: expected a positive finite number, "
+                                     "got ", class_sep_));
+    params_.key = static_cast<uint64_t>(spec.GetArgument<int64_t>("key"));
+  }
+
+ protected:
+  void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) override {
+    const int n = static_cast<int>(shapes.size());
+    labels_ = per_sample_integers(ws.Input<::dali::CPUBackend>(1), n, "input 1 (labels)");
+    enforce_range(labels_, 0, num_classes_, "input 1 (labels)");
+    indices_ = per_sample_integers(ws.Input<::dali::CPUBackend>(2), n, "input 2 (indices)");
+    enforce_range(indices_, 0, std::numeric_limits<int64_t>::max(), "input 2 (indices)");
+    for (int i = 0; i < n; ++i) {
+      const PlanarShape& s = shapes[i];
+      DALI_ENFORCE(s.h % params_.patch == 0 && s.w % params_.patch == 0,
+                   ::dali::make_string("argument `patch`: ", params_.patch, " does not divide ",
+                                       "sample ", i, "'s size ", s.h, "x", s.w));
+      const int64_t features = int64_t{s.h / params_.patch} * (s.w / params_.patch) * s.c;
+      DALI_ENFORCE(features <= kMaxFeatures,
+                   ::dali::make_string("input 0 (images): sample ", i, " needs ", features,
+                                       " LSP features, at most ", kMaxFeatures,
+                                       " (raise `patch`)"));
+      tables_for(params_for(s).features());  // drawn here, before the parallel run
+    }
+  }
+
+  LspParams params_for(const PlanarShape& s) const {
+    LspParams p = params_;
+    p.channels = s.c;
+    p.height = s.h;
+    p.width = s.w;
+    return p;
+  }
+
+  size_t CpuScratchFloats(int, const PlanarShape& in) const override {
+    return lsp_cpu_scratch_floats(params_for(in));
+  }
+
+  void RunCpu(int i, const PlanarShape& in, const uint8_t* x, uint8_t* y,
+              float* scratch) const override {
+    RunSampleCpu(i, in, x, y, scratch);
+  }
+  void RunCpu(int i, const PlanarShape& in, const float* x, float* y,
+              float* scratch) const override {
+    RunSampleCpu(i, in, x, y, scratch);
+  }
+
+  template <typename T>
+  void RunSampleCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
+    const LspParams p = params_for(in);
+    const int64_t F = p.features();
+    const LspTables& t = tables_.at(F);
+    lsp_poison_sample_cpu<T>(x, y, t.centres.data() + labels_[i] * F,
+                             t.mixing.data() + labels_[i] * F * F,
+                             static_cast<uint64_t>(indices_[i]), p, scratch);
+  }
+
+#if defined(POISONKIT_WITH_CUDA)
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
+              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
+              cudaStream_t stream) const override {
+    RunGroupGpu(samples, in, x, y, scratch, stream);
+  }
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
+              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
+    RunGroupGpu(samples, in, x, y, scratch, stream);
+  }
+
+  template <typename T>
+  void RunGroupGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+                   ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+    const LspParams p = params_for(in);
+    const LspTables& t = tables_.at(p.features());
+    std::vector<int64_t> labels, indices;
+    for (int i : samples) {
+      labels.push_back(labels_[i]);
+      indices.push_back(indices_[i]);
+    }
+    enforce_cuda(lsp_poison_cuda<T>(x, y, scratch.ToGPU(stream, t.centres),
+                                    scratch.ToGPU(stream, t.mixing),
+                                    scratch.ToGPU(stream, labels), scratch.ToGPU(stream, indices),
+                                    static_cast<int64_t>(samples.size()), p, stream),
+                 "poisonkit: lsp_poison launch");
+  }
+#endif
+
+ private:
+  // The class tables for F features, drawn once from the key (the torch op's lsp_classes).
+  void tables_for(int features) {
+    if (tables_.count(features)) return;
+    LspTables& t = tables_[features];
+    t.centres.resize(static_cast<size_t>(num_classes_) * features);
+    t.mixing.resize(static_cast<size_t>(num_classes_) * features * features);
+    lsp_class_tables_cpu(params_.key, num_classes_, features, class_sep_, t.centres.data(),
+                         t.mixing.data());
+  }
+
+  int num_classes_ = 0;
+  float class_sep_ = 10.0f;
+  LspParams params_;
+  std::map<int64_t, LspTables> tables_;
+  std::vector<int64_t> labels_, indices_;
+};
+
+}  // namespace poisonkit::dali_ops
+
+namespace dali {
+
+DALI_SCHEMA(poisonkit__lsp_perturb)
+    .DocStr(R"(The LSP poison (Yu et al., KDD 2022): adds to every image a class-clustered
+point of (H/patch)(W/patch)C features (make_classification's distribution, drawn from ``key``,
+the image's class and its sample index), each value repeated over a patch x patch block and
+scaled to an L2 norm of eps * sqrt(C H W) in [0, 1] units; the result is clipped to [0, 1]
+(uint8 output truncates, as the reference stores it). Equal to the torch op
+poisonkit.ops.lsp_poison / LSPPoison for the same key, classes and sample indices. Apply it to
+the stored images before any augmentation.)")
+    .NumInput(3)
+    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
+    .InputDox(1, "labels", "TensorList", "one integer class index per image, on the CPU.")
+    .InputDox(2, "indices", "TensorList", R"(one integer sample index (>= 0) per image, on the
+CPU: the image's position in the dataset, which picks its perturbation.)")
+    .InputDevice(1, InputDevice::CPU)
+    .InputDevice(2, InputDevice::CPU)
+    .InputLayout(0, {"HWC", "CHW"})
+    .NumOutput(1)
+    .AddOptionalArg("num_classes", "K, the number of classes.", 10)
+    .AddOptionalArg("patch", "Side of the blocks a feature is repeated over; divides H and W.", 8)
+    .AddOptionalArg("eps", "The L2 norm is eps * sqrt(C H W) (the reference's 6/255).",
+                    6.0f / 255.0f)
+    .AddOptionalArg("class_sep", "Half the side of the hypercube the class centres sit on.",
+                    10.0f)
+    .AddOptionalArg("key", R"(The poison's 64-bit key (the owner's secret), as a signed int64:
+keys from 2^63 to 2^64 - 1 are passed as key - 2^64 (poisonkit.dali.lsp_perturb does this).)",
+                    int64_t{0});
+
+using poisonkit::dali_ops::LspPerturb;
+DALI_REGISTER_OPERATOR(poisonkit__lsp_perturb, LspPerturb<CPUBackend>, CPU);
+#if defined(POISONKIT_WITH_CUDA)
+DALI_REGISTER_OPERATOR(poisonkit__lsp_perturb, LspPerturb<GPUBackend>, GPU);
+#endif
+
+}  // namespace dali
