@@ -134,6 +134,7 @@ def test_wheel_holds_the_extension_plugin_and_bench_only(wheel):
     assert any(re.fullmatch(r"poisonkit/_C\..*\.so", n) for n in names)
     assert "poisonkit/dali/lib/libpoisonkit_dali.so" in names
     assert "poisonkit/bench/run_all.py" in names
+    assert "poisonkit/poisons/data/ar-cifar10-published.json" in names  # package data
     assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", "csrc", "build")]
 
 
