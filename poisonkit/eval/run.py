@@ -266,8 +266,10 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
         results.append(result)
         if defense != "none" and not torch.equal(examples["defended"], examples["poisoned"]):
             rows.append((f"{shown} + {settings['defense']}", examples["defended"]))
-        print(f"{shown} / {settings['defense']}: peak {result['peak_accuracy']:.1%} (epoch "
-              f"{result['peak_epoch']}), final {result['final_accuracy']:.1%}, {result['seconds']:.0f} s")
+        if is_main_process():
+            print(f"{shown} / {settings['defense']}: peak {result['peak_accuracy']:.1%} (epoch "
+                  f"{result['peak_epoch']}), final {result['final_accuracy']:.1%}, "
+                  f"{result['seconds']:.0f} s")
     if is_main_process():
         write_report(results, rows, out, title, data, notes or [])
     return results

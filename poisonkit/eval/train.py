@@ -109,6 +109,18 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return correct / len(images)
 
 
+def _sync_ranks(model: torch.nn.Module, seen: int, correct: int, loss_sum: float):
+    """End of a DDP epoch: every rank takes rank 0's buffers (BatchNorm statistics: DDP
+    broadcasts them before each forward, so the last batch left each rank its own, and the
+    ranks' test accuracies would differ) and the epoch's training totals over all ranks."""
+    for buffer in model.buffers():
+        torch.distributed.broadcast(buffer, src=0)
+    device = next(model.parameters()).device
+    totals = torch.tensor([seen, correct, loss_sum], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(totals)
+    return int(totals[0]), int(totals[1]), float(totals[2])
+
+
 def train(model: torch.nn.Module, loader, test_images: torch.Tensor, test_labels: torch.Tensor,
           config: TrainConfig, device: torch.device, adversary: PGD | None = None,
           test_transform: Callable | None = None, verbose: bool = True, desc: str = "train",
@@ -165,6 +177,8 @@ def train(model: torch.nn.Module, loader, test_images: torch.Tensor, test_labels
             seen += len(y)
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
+        if distributed:
+            seen, correct, loss_sum = _sync_ranks(model, seen, correct, loss_sum)
         acc = evaluate(model, test_images, test_labels, config.test_batch_size, prep,
                        test_transform, amp=cuda)
         history.test_accuracy.append(acc)

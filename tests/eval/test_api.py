@@ -43,9 +43,9 @@ def test_evaluate_trains_a_model_factory_from_a_user_module(user_module, tmp_pat
 
 def test_cli_model_factory(user_module, tmp_path):
     rc = main(["eval", "--model", f"{user_module}:tiny_net", "--data", "synthetic", "--train-subset", "64",
-               "--test-subset", "32", "--epochs", "1", "--out", str(tmp_path)])
+               "--test-subset", "32", "--epochs", "1", "--out", str(tmp_path / "out")])
     assert rc == 0
-    run = json.loads((tmp_path / "results.json").read_text())["runs"][0]
+    run = json.loads((tmp_path / "out" / "results.json").read_text())["runs"][0]
     assert run["model"] == "my_models:tiny_net"
 
 
