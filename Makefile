@@ -1,12 +1,14 @@
 # The two commands: `make demo` (set up, build, run the main job) and `make test`.
-# Each creates .venv if missing, installs the pinned requirements, builds poisonkit._C
-# in place (C++ always, CUDA sources when nvcc and a CUDA torch are present), then runs.
-# `make test` and `make bench` also build the DALI plugin (build/dali/libpoisonkit_dali.so).
+# Each creates .venv if missing, installs the pinned requirements and poisonkit itself
+# (editable: `.venv/bin/poisonkit`, `import poisonkit` from any folder), builds
+# poisonkit._C in place (C++ always, CUDA sources when nvcc and a CUDA torch are present)
+# and the DALI plugin (build/dali/libpoisonkit_dali.so), then runs.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEPS := $(VENV)/.deps-installed
+INSTALLED := $(VENV)/.poisonkit-installed
 # torch guesses /usr/local when CUDA_HOME is unset; the conventional toolkit lives here.
 ifneq ($(wildcard /usr/local/cuda/bin/nvcc),)
 export CUDA_HOME ?= /usr/local/cuda
@@ -25,15 +27,23 @@ $(DEPS): requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-build: $(DEPS)
+# Editable install (the build requirements are in .venv already: no isolated build env);
+# its build is the same as `build`'s, so neither repeats the other's compilation.
+$(INSTALLED): $(DEPS) pyproject.toml setup.py
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+# poisonkit._C in place and the DALI plugin in build/dali, both incremental.
+build: $(INSTALLED)
 	$(PY) setup.py -q build_ext --inplace
 
-# The DALI plugin (libpoisonkit_dali.so), built by CMake against the pinned DALI wheel.
+# The DALI plugin alone (libpoisonkit_dali.so), built by CMake against the pinned DALI wheel.
 dali: $(DEPS)
-	cmake -S . -B build/dali -DPython_EXECUTABLE=$(abspath $(PY))
-	cmake --build build/dali -j $(MAX_JOBS)
+	$(PY) setup.py -q build_dali
 
-test: build dali
+# Includes tests/test_package.py: builds the wheel, installs it into a fresh venv and runs it
+# from there (a few minutes; POISONKIT_SKIP_PACKAGE_TEST=1 skips it for quick local runs).
+test: build
 	$(PY) -m pytest -q tests
 
 # The CPU kernels built with ASan + UBSan into build/sanitize (a copy of the package, so
@@ -44,7 +54,7 @@ SANITIZE_TESTS := tests/ops tests/hardening --deselect tests/hardening/test_expo
 sanitize: $(DEPS)
 	rm -rf $(SANITIZE_DIR)/poisonkit && mkdir -p $(SANITIZE_DIR)
 	cp -r poisonkit $(SANITIZE_DIR)/ && rm -f $(SANITIZE_DIR)/poisonkit/_C*.so
-	POISONKIT_CUDA=0 POISONKIT_SANITIZE=1 $(PY) setup.py -q build_ext \
+	POISONKIT_CUDA=0 POISONKIT_DALI=0 POISONKIT_SANITIZE=1 $(PY) setup.py -q build_ext \
 		--build-lib $(SANITIZE_DIR) --build-temp $(SANITIZE_DIR)/temp
 	# libstdc++ preloaded beside libasan: python does not link it, and ASan's __cxa_throw
 	# interceptor must find the real one when the first TORCH_CHECK throws.
@@ -63,10 +73,12 @@ sanitize: $(DEPS)
 demo: build
 	$(PY) -m poisonkit demo --out out/demo
 
-bench: build dali
+# Rewrites the committed results (benchmarks/results/); `poisonkit bench` alone writes to
+# ./poisonkit-bench-results.
+bench: build
 	$(PY) -m pytest -q -o python_files="bench_*.py" benchmarks --benchmark-only \
 		--benchmark-json=benchmarks/results/pytest-benchmark.json
 	$(PY) -m poisonkit bench --out benchmarks/results
 
 clean:
-	rm -rf build poisonkit/_C*.so
+	rm -rf build poisonkit/_C*.so $(INSTALLED)

@@ -59,7 +59,8 @@ if [ "$gpu" -eq 1 ] && [ "$missing" -eq 0 ]; then
   "$PY" -c "import torch; print(torch.cuda.get_device_name(), torch.__version__)" | tee "$OUT/device.txt"
   nvidia-smi >> "$OUT/device.txt" 2>&1
   # The torch extension and the DALI plugin build side by side, for this GPU only.
-  (export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$((nproc_ / 2)) POISONKIT_CUDA=1
+  # POISONKIT_DALI=0: setup.py's build_ext would also build the plugin, in the same build/dali.
+  (export TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$((nproc_ / 2)) POISONKIT_CUDA=1 POISONKIT_DALI=0
    step build 200 "$PY" setup.py -q build_ext --inplace) &
   build_pid=$!
   (step dali_build 200 bash -c "cmake -S . -B build/dali -DPython_EXECUTABLE=$(realpath "$(command -v "$PY")") \
