@@ -102,7 +102,7 @@ def _poison(args: argparse.Namespace) -> int:
                          eps=args.eps,
                          p=float(args.p), crop=args.crop, seed=args.seed,
                          coefficients=args.coefficients, batch_size=args.batch_size,
-                         force=args.force)
+                         force=args.force, options=args.options)
     print(f"wrote {out} and {out.parent / 'manifest.json'}")
     return 0
 
@@ -110,6 +110,7 @@ def _poison(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
+    from .poisons.export import METHODS
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -151,13 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     proj.set_defaults(func=_fit_projection)
     poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset (its "
                                            "training split) or an ImageFolder, with a manifest")
-    poison.add_argument("--method", required=True, choices=("ar", "classwise-blur"))
+    poison.add_argument("--method", required=True, choices=METHODS)
     poison.add_argument("--data", required=True,
                         help="source .npz (x_train, y_train, ...) or ImageFolder directory")
     poison.add_argument("--format", default=None, choices=("npz", "png"),
                         help="output: npz (npz sources, the default) or a PNG ImageFolder")
     poison.add_argument("--out", required=True, help="output folder (not the source's)")
-    poison.add_argument("--key", type=int, default=0, help="AR: the owner's secret key")
+    poison.add_argument("--key", type=int, default=0, help="AR, em, tap: the owner's secret key")
+    poison.add_argument("--options", default="",
+                        help="em, em-class, tap: parameters as in eval (steps=5,model=small,"
+                             "state=PRIVATE/em.pt: a resumable checkpoint that holds the secret "
+                             "perturbation; keep it out of the published folder)")
     poison.add_argument("--eps", type=float, default=1.0, help="AR: perturbation norm")
     poison.add_argument("--p", default="2", choices=("2", "inf"), help="AR: norm (2 or inf)")
     poison.add_argument("--crop", type=int, default=4, help="AR: rows/cols cropped")

@@ -186,6 +186,53 @@ def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 
     return lambda images, labels, indices: poison(images, labels, indices)[0]
 
 
+def _crafted(ctx: Context, poison) -> Poison:
+    """Crafts an optimisation-based poison (EM, TAP) on the context's training set."""
+    if ctx.train_images is None or ctx.train_labels is None:
+        raise ConditionError(f"{poison.method}: needs the training set to craft on")
+    poison.craft(ctx.train_images, ctx.train_labels)
+    return poison.apply
+
+
+def _em(ctx: Context, per_class: bool, eps: float, step: float, steps: int, train_steps: int,
+        max_iterations: int, model: str, key: int, state: str | None) -> Poison:
+    from ..poisons.em import ErrorMinimizing
+    return _crafted(ctx, ErrorMinimizing(
+        ctx.num_classes, per_class=per_class, eps=eps / 255, step=step / 255, steps=steps,
+        train_steps=train_steps, max_iterations=max_iterations, model=model, key=key,
+        state=state))
+
+
+@register_poison("em")
+def _em_samplewise(ctx: Context, eps: float = 8, step: float = 0.8, steps: int = 20,
+                   train_steps: int = 10, max_iterations: int = 10, model: str = "small",
+                   key: int = 0, state: str | None = None) -> Poison:
+    """Sample-wise error-minimizing noise (DESIGN §3.6), crafted on the training set with a
+    surrogate; eps and step in 1/255. state: a private checkpoint path (resumable, and a
+    finished one is reused instead of crafting again)."""
+    return _em(ctx, False, eps, step, steps, train_steps, max_iterations, model, key, state)
+
+
+@register_poison("em-class")
+def _em_classwise(ctx: Context, eps: float = 8, step: float = 0.8, steps: int = 20,
+                  train_steps: int = 10, max_iterations: int = 10, model: str = "small",
+                  key: int = 0, state: str | None = None) -> Poison:
+    """Class-wise error-minimizing noise; parameters as 'em'."""
+    return _em(ctx, True, eps, step, steps, train_steps, max_iterations, model, key, state)
+
+
+@register_poison("tap")
+def _tap(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10, train_epochs: int = 5,
+         model: str = "small", key: int = 0, state: str | None = None) -> Poison:
+    """Targeted adversarial poisoning (y -> y+1 mod K, DESIGN §3.6) against a crafting
+    model trained on the clean training set; eps and step in 1/255 (the CPU default: 10
+    steps of 2; the paper's: steps=250,step=0.4,model=resnet18,train_epochs=40)."""
+    from ..poisons.tap import TargetedAdversarial
+    return _crafted(ctx, TargetedAdversarial(
+        ctx.num_classes, eps=eps / 255, step=step / 255, steps=steps, train_epochs=train_epochs,
+        model=model, key=key, state=state))
+
+
 # --- defenses --------------------------------------------------------------------------
 
 @register_defense("none")

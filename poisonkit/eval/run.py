@@ -77,7 +77,8 @@ def example_picks(labels: torch.Tensor, count: int = 10) -> torch.Tensor:
 
 def poison_images(data: ImageDataset, poison: str, seed: int = 0) -> torch.Tensor:
     """The training images with `poison` applied (the stored images for 'none')."""
-    fn = make_poison(poison, Context(data.num_classes, data.image_shape, seed))
+    fn = make_poison(poison, Context(data.num_classes, data.image_shape, seed, data.x_train,
+                                     data.y_train))  # crafted poisons (EM, TAP) need the set
     if fn is None:
         return data.x_train
     return apply_in_chunks(fn, data.x_train, data.y_train, desc=f"poison {poison}")

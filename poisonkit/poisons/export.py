@@ -26,7 +26,9 @@ from tqdm import tqdm
 
 from ..data import load_npz
 
-METHODS = ("ar", "classwise-blur")
+METHODS = ("ar", "classwise-blur", "em", "em-class", "tap")
+# Crafted by optimisation on the whole training split (its parameters: `options`).
+CRAFTED = ("em", "em-class", "tap")
 FORMATS = ("npz", "png")
 
 
@@ -57,9 +59,28 @@ def _publish(stage: Path, out_dir: Path, old: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _crafted_spec(method: str, options: str, key: int, out_dir: Path) -> str:
+    """The eval-condition spec of a crafted poison, checked before any work; its private
+    checkpoint (state=) must not sit in the published folder."""
+    from ..eval.conditions import check_spec, parse_spec
+    spec = f"{method}:{','.join(filter(None, [options, f'key={key}']))}"
+    state = parse_spec(spec)[2].get("state")
+    if state is not None and out_dir in Path(str(state)).resolve().parents:
+        raise ValueError(f"options: state={state} lies inside the published folder {out_dir}; "
+                         "the crafting checkpoint holds the secret perturbation, keep it elsewhere")
+    check_spec("poison", spec)
+    return spec
+
+
 def _make_poison(method: str, num_classes: int, out_dir: Path, key: int, eps: float, p: float,
-                 crop: int, seed: int, coefficients: str | None):
+                 crop: int, seed: int, coefficients: str | None, source=None, spec: str = ""):
     """(function images, labels, indices -> images, parameters for the manifest)."""
+    if method in CRAFTED:
+        from ..eval.conditions import Context, make_poison, parse_spec
+        x, y = source.splits["x_train"], source.splits["y_train"]
+        apply = make_poison(spec, Context(num_classes, tuple(x.shape[1:]), 0, x, y))
+        options = {k: v for k, v in parse_spec(spec)[2].items() if k not in ("key", "state")}
+        return apply, {"options": options, "key_sha256": key_hash(key)}
     if method == "ar":
         from ..transforms import ARPoison
         from .ar import ARCoefficients, sample_coefficients
@@ -120,9 +141,12 @@ def _save_png(image: torch.Tensor, path: Path) -> None:
 def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: str = "ar",
                    fmt: str | None = None, key: int = 0, eps: float = 1.0, p: float = 2.0,
                    crop: int = 4, seed: int = 0, coefficients: str | None = None,
-                   batch_size: int = 1024, force: bool = False, progress: bool = True) -> Path:
+                   batch_size: int = 1024, force: bool = False, progress: bool = True,
+                   options: str = "") -> Path:
     """Writes the poisoned copy of `data` into out_dir and returns its path
-    (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json."""
+    (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json.
+    options: parameters of a crafted method (em, em-class, tap) as the eval condition
+    takes them, 'steps=5,state=PRIVATE/em.pt' (eps and step in 1/255)."""
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -134,6 +158,8 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     fmt = fmt or ("png" if is_folder else "npz")
     if fmt not in FORMATS:
         raise ValueError(f"format: expected one of {FORMATS}, got {fmt!r}")
+    if method in CRAFTED and is_folder:
+        raise ValueError(f"data: {method} is crafted on a whole .npz training split; got a folder")
     if is_folder and fmt == "npz":
         raise ValueError("format: an ImageFolder source can only be written as 'png'")
     if not is_folder and src.suffix != ".npz":
@@ -151,6 +177,7 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
         raise ValueError(f"out: {out_dir} holds files other than a poisoned copy; the export "
                          "replaces the whole folder, so give a new or empty one")
 
+    spec = _crafted_spec(method, options, key, out_dir) if method in CRAFTED else ""
     source = _FolderSource(src) if is_folder else _NpzSource(src)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _clear_leftovers(out_dir)
@@ -158,7 +185,7 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     stage.mkdir()
     try:
         _write_copy(source, stage, stage / out.name, src, fmt, is_folder, method, key, eps, p,
-                    crop, seed, coefficients, batch_size, progress)
+                    crop, seed, coefficients, batch_size, progress, spec)
         _publish(stage, out_dir, old)
     except BaseException:  # KeyboardInterrupt (SIGINT) included: nothing partial stays
         shutil.rmtree(stage, ignore_errors=True)
@@ -168,10 +195,10 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
 
 def _write_copy(source, stage: Path, out: Path, src: Path, fmt: str, is_folder: bool,
                 method: str, key: int, eps: float, p: float, crop: int, seed: int,
-                coefficients: str | None, batch_size: int, progress: bool) -> None:
+                coefficients: str | None, batch_size: int, progress: bool, spec: str) -> None:
     """Writes the poisoned copy, its coefficients (AR) and the manifest into stage."""
     apply, params = _make_poison(method, len(source.classes), stage, key, eps, p, crop, seed,
-                                 coefficients)
+                                 coefficients, source, spec)
     poisoned = []
     total = source.counts["train"]
     with tqdm(total=total, desc=f"poison ({method})", unit="img", disable=not progress) as bar:
