@@ -16,7 +16,7 @@ with the reason; register the factory and delete the entry when the op merges.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -50,10 +50,13 @@ class Defense:
     """transform: uint8 NCHW batch -> uint8 or float [0, 1] NCHW, on training data (and on
     test data when apply_to_test, for defenses that change the input domain, such as
     grayscale). An output smaller than the input (a 'valid' filter) is reflect-padded back
-    to the input size before the random crop. adversary: attack run on every training batch."""
+    to the input size before the random crop. adversary: attack run on every training batch.
+    info: what the defense measured while being built (a fitted projection's linear-model
+    train accuracy), copied into the run's result."""
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     apply_to_test: bool = False
     adversary: PGD | None = None
+    info: dict = field(default_factory=dict)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.transform is None:
@@ -79,7 +82,10 @@ DEFENSES: dict[str, Callable[..., Defense]] = {}
 
 # Registration points: these conditions exist in the design but their ops have not been
 # merged into this build. Replace an entry by a registered factory when its op lands.
-UNAVAILABLE_POISONS: dict[str, str] = {}
+UNAVAILABLE_POISONS: dict[str, str] = {
+    "lsp": "the LSP poison (issue 15 part 1) has not been merged into this build",
+    "ops": "the one-pixel shortcut poison (issue 15 part 2) has not been merged into this build",
+}
 UNAVAILABLE_DEFENSES: dict[str, str] = {}
 
 
@@ -305,4 +311,5 @@ def _projection(ctx: Context, path: str | None = None, epochs: int = 20,
         projection = fit((ctx.train_images, ctx.train_labels), ctx.num_classes, epochs=epochs,
                          seed=ctx.seed)
         print(f"projection: linear model train accuracy {100 * projection.train_accuracy:.1f}%")
-    return Defense(lambda images: projection.apply(images, clamp=bool(clamp)))
+    return Defense(lambda images: projection.apply(images, clamp=bool(clamp)),
+                   info={"linear_train_accuracy": projection.train_accuracy})

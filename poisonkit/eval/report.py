@@ -45,12 +45,21 @@ def label(result: dict) -> str:
     return result["poison"] if result["defense"] == "none" else f"{result['poison']} + {result['defense']}"
 
 
+def linear_note(result: dict) -> str:
+    """', linear model train acc. X%' for a fitted projection (how well the linear model
+    captured the poison: the signal that says whether projection can work), else ''."""
+    acc = result.get("linear_train_accuracy")
+    return "" if acc is None else f", linear model train acc. {acc:.1%}"
+
+
 def markdown_table(results: list[dict]) -> str:
-    rows = ["| poison | defense | peak test acc. (epoch) | final test acc. | time |",
-            "|---|---|---|---|---|"]
+    rows = ["| poison | defense | peak test acc. (epoch) | final test acc. | linear model train acc. | time |",
+            "|---|---|---|---|---|---|"]
     for r in results:
+        linear = r.get("linear_train_accuracy")
         rows.append(f"| {r['poison']} | {r['defense']} | {r['peak_accuracy']:.1%} ({r['peak_epoch']}) "
-                    f"| {r['final_accuracy']:.1%} | {r['seconds']:.0f} s |")
+                    f"| {r['final_accuracy']:.1%} | {'-' if linear is None else f'{linear:.1%}'} "
+                    f"| {r['seconds']:.0f} s |")
     return "\n".join(rows)
 
 

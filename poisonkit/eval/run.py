@@ -109,6 +109,7 @@ def run_condition(data: ImageDataset, poison: str, defense: str, model: str = "s
                     verbose=verbose and is_main_process(), desc=f"{poison} / {defense}")
     result = {
         "schema": report.SCHEMA, **_settings(data, poison, defense, model, config, workers),
+        **defense_obj.info,
         "device": str(dev),
         **asdict(history), "peak_accuracy": history.peak_accuracy,
         "peak_epoch": history.peak_epoch, "final_accuracy": history.final_accuracy,
@@ -162,7 +163,8 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
         if defense != "none" and not torch.equal(examples["defended"], examples["poisoned"]):
             rows.append((f"{poison} + {defense}", examples["defended"]))
         print(f"{poison} / {defense}: peak {result['peak_accuracy']:.1%} (epoch "
-              f"{result['peak_epoch']}), final {result['final_accuracy']:.1%}, {result['seconds']:.0f} s")
+              f"{result['peak_epoch']}), final {result['final_accuracy']:.1%}, {result['seconds']:.0f} s"
+              + report.linear_note(result))
     if is_main_process():
         write_report(results, rows, out, title, data, notes or [])
     return results

@@ -132,3 +132,24 @@ def test_image_folder_round_trip_and_refusals(tmp_path):
         poison_dataset(root, tmp_path, progress=False, force=True)
     poison_dataset(root, tmp_path / "out", method="classwise-blur", force=True, progress=False)
     assert len(list(out.rglob("*.png"))) == 6 and not list(tmp_path.glob("out/*.old"))
+
+
+def test_crafted_poison_export_keeps_its_checkpoint_private(small_npz, tmp_path):
+    out_dir, state = tmp_path / "em", tmp_path / "private" / "em.pt"
+    options = f"steps=1,train_steps=1,max_iterations=1,state={state}"
+    assert cli.main(["poison", "--method", "em", "--data", str(small_npz), "--out", str(out_dir),
+                     "--key", "99", "--options", options]) == 0
+    src, out = load_npz(small_npz), load_npz(out_dir / "small.npz")
+    assert (out["x_train"].int() - src["x_train"].int()).abs().max() <= 8   # L-inf 8/255
+    assert not torch.equal(out["x_train"], src["x_train"])
+    assert state.exists() and sorted(p.name for p in out_dir.iterdir()) == ["manifest.json",
+                                                                           "small.npz"]
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["parameters"] == {"options": {"steps": 1, "train_steps": 1, "max_iterations": 1},
+                                      "key_sha256": key_hash(99)}
+    with pytest.raises(ValueError, match="state=.* inside the published folder"):
+        poison_dataset(small_npz, tmp_path / "em2", method="em", progress=False,
+                       options=f"steps=1,state={tmp_path / 'em2' / 'em.pt'}")
+    with pytest.raises(ValueError, match="bad parameters"):
+        poison_dataset(small_npz, tmp_path / "em3", method="tap", options="nosuch=1")
+    assert not (tmp_path / "em2").exists() and not (tmp_path / "em3").exists()
