@@ -9,7 +9,7 @@ from .common import set_quick
 
 # Each module has main(quick: bool) writing results/<name>.json and .md; line_rate
 # reads the others, so it runs last.
-BENCHMARKS = ["filter2d", "ar", "lowpass", "projection", "loader", "dali_pipeline", "line_rate"]
+BENCHMARKS = ["filter2d", "ar", "lowpass", "projection", "em", "loader", "dali_pipeline", "line_rate"]
 
 
 def run(quick: bool = False, only: list[str] | None = None) -> None:
