@@ -66,7 +66,7 @@ demo: build
 bench: build dali
 	$(PY) -m pytest -q -o python_files="bench_*.py" benchmarks --benchmark-only \
 		--benchmark-json=benchmarks/results/pytest-benchmark.json
-	$(PY) -m poisonkit bench
+	$(PY) -m poisonkit bench --out benchmarks/results
 
 clean:
 	rm -rf build poisonkit/_C*.so

@@ -6,7 +6,7 @@ import torch
 from poisonkit import ops
 from poisonkit.poisons.ar import sample_coefficients
 
-from .ar import CASES, reference_loop
+from poisonkit.bench.ar import CASES, reference_loop
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import torch
 from poisonkit import ops
 from poisonkit.transforms import ClasswiseBlur
 
-from . import filter2d_peers as peers
-from .common import load_cifar_uint8
+from poisonkit.bench import filter2d_peers as peers
+from poisonkit.bench.common import load_cifar_uint8
 
 N = 512
 

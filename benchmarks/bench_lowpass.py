@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.common import load_cifar_uint8
-from benchmarks.lowpass import (THREADS, resized, scipy_dct_lowpass, torch_fft_disk_mask,
+from poisonkit.bench.common import load_cifar_uint8
+from poisonkit.bench.lowpass import (THREADS, resized, scipy_dct_lowpass, torch_fft_disk_mask,
                                 torch_fft_lowpass)
 from poisonkit import ops
 

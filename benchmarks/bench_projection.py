@@ -7,8 +7,8 @@ import torch
 
 from poisonkit import ops
 
-from .common import load_cifar_uint8
-from .projection import N, basis, torch_project_out
+from poisonkit.bench.common import load_cifar_uint8
+from poisonkit.bench.projection import N, basis, torch_project_out
 
 
 @pytest.fixture(scope="module")

@@ -56,11 +56,14 @@ def available(poisons: list[str]) -> tuple[list[str], dict[str, str]]:
     return have, missing
 
 
-def craft(data: str, names: list[str]) -> None:
-    """Crafts (or resumes) the crafted poisons' private checkpoints as the eval will."""
+def craft(data: str, names: list[str], train: int | None, test: int | None) -> None:
+    """Crafts (or resumes) the crafted poisons' private checkpoints as the eval will (the
+    same subset: eval's seed 0)."""
     from poisonkit.data import load_dataset
     from poisonkit.eval.run import poison_images
     dataset = load_dataset(data)
+    if train or test:
+        dataset = dataset.subset(train, test, seed=0)
     for name in names:
         if name in CRAFTED:
             poison_images(dataset, CRAFTED[name])
@@ -78,7 +81,8 @@ def collect(out: Path, missing: dict[str, str], epochs: int) -> dict:
                "calibration": CALIBRATION.get((name, r["defense"])),
                "paper": PAPERS.get((name, r["defense"]))}
         rows.append(row)
-    return {"data": str(runs[0]["data"]["source"]), "model": runs[0]["model"], "epochs": epochs,
+    return {"data": str(runs[0]["data"]["source"]), "train_images": runs[0]["data"]["train"],
+            "test_images": runs[0]["data"]["test"], "model": runs[0]["model"], "epochs": epochs,
             "missing_poisons": missing, "crafted": CRAFTED, "runs": rows}
 
 
@@ -109,15 +113,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "out" / "catalogue"))
     parser.add_argument("--craft-only", action="store_true")
+    parser.add_argument("--train-subset", type=int, default=None,
+                        help="random training subset (a shared 2-core CPU cannot run the "
+                             "whole matrix on 10k images in the time available)")
+    parser.add_argument("--test-subset", type=int, default=None)
     args = parser.parse_args()
     os.chdir(ROOT)
     have, missing = available(POISONS)
     print(f"poisons: {have}; missing: {missing}", flush=True)
     if args.craft_only:
-        craft(args.data, have)
+        craft(args.data, have, args.train_subset, args.test_subset)
         return
     cmd = [sys.executable, "-m", "poisonkit", "eval", "--model", "small", "--epochs",
            str(args.epochs), "--data", args.data, "--out", args.out, "--resume"]
+    for flag, value in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
+        cmd += [flag, str(value)] if value else []
     for name in have:
         cmd += ["--poison", CRAFTED.get(name, name)]
     for defense in DEFENSES:

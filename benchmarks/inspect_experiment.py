@@ -12,12 +12,13 @@ from pathlib import Path
 
 import torch
 
-from poisonkit.eval.report import write_json, write_text
+from poisonkit._io import write_json, write_text
+from poisonkit.bench.common import machine
 from poisonkit.inspect import inspect_path
 from poisonkit.inspect.report import SIGNAL_TITLES
 from poisonkit.poisons.export import poison_dataset
 
-from .common import RESULTS, machine
+RESULTS = Path(__file__).resolve().parent / "results"
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-10k.npz"
 POISONS = {"class-wise blur (seed 0)": dict(method="classwise-blur", seed=0),

@@ -57,12 +57,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from .bench.run_all import run
     try:
-        from benchmarks.run_all import run
-    except ImportError as err:
-        raise SystemExit("bench: run from a poisonkit source checkout (the benchmarks/ "
-                         f"folder is not installed): {err}")
-    run(quick=args.quick, only=args.only.split(",") if args.only else None)
+        run(args.out, quick=args.quick, only=args.only.split(",") if args.only else None)
+    except ValueError as e:  # a bad --out / --only: a message, not a traceback
+        print(f"poisonkit bench: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -108,10 +108,13 @@ def _poison(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .bench.common import DEFAULT_OUT
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
     from .poisons.export import METHODS
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"poisonkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("eval", help="train on poisoned / defended data, report peak and "
@@ -133,8 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(demo, epochs=EPOCHS)
     demo.set_defaults(func=_demo)
     bench = sub.add_parser("bench", help="benchmark every op against its peers; writes "
-                                         "benchmarks/results/ and a leaderboard")
-    bench.add_argument("--quick", action="store_true", help="shorter timings (a few minutes)")
+                                         "results and a leaderboard to --out")
+    bench.add_argument("--out", default=str(DEFAULT_OUT),
+                       help=f"results folder (default ./{DEFAULT_OUT}; `make bench` names the "
+                            "checkout's benchmarks/results)")
+    bench.add_argument("--quick", action="store_true",
+                       help="shorter timings (a few minutes); refuses a folder with full results")
     bench.add_argument("--only", default=None, help="comma-separated benchmark names")
     bench.set_defaults(func=_bench)
     proj = sub.add_parser("fit-projection", help="fit the orthogonal projection defense's "

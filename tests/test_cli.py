@@ -45,3 +45,11 @@ def test_demo_runs_the_available_matrix_and_notes_the_rest(tmp_path, capsys):
         assert f"| {poison} | {defense} |" in readme
     for note in notes:
         assert note in readme
+
+
+def test_version(capsys):
+    import poisonkit
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"poisonkit {poisonkit.__version__}"

@@ -529,6 +529,29 @@ def test_training_pipeline_ssk_then_lowpass(cifar):
     torch.testing.assert_close(batch[0]["images"], expected, rtol=0, atol=1e-6)
 
 
+def test_training_pipeline_shards_are_disjoint_and_cover_the_data(cifar):
+    index = torch.arange(3, 10000, 1000)  # 10 images
+    x, y = cifar["x_train"][index], cifar["y_train"][index]
+    expected = (x.float() - 127.5) / 127.5
+    source = pkdali.BatchSource(x.permute(0, 2, 3, 1).numpy(), y.numpy(), batch_size=2,
+                                shuffle=True, seed=4)
+    loaders = [pkdali.torch_iterator(pkdali.training_pipeline(source, mirror=False, shard_id=s,
+                                                              num_shards=2)) for s in range(2)]
+    for _epoch in range(2):
+        parts = []
+        for loader in loaders:
+            seen = []
+            for batch in loader:
+                for image, label in zip(batch[0]["images"], batch[0]["labels"]):
+                    match = [j for j in range(10)
+                             if torch.allclose(image, expected[j], atol=1e-6)]
+                    assert len(match) == 1 and label == y[match[0]]
+                    seen += match
+            parts.append(seen)
+        assert len(parts[0]) == len(parts[1]) == 5
+        assert sorted(parts[0] + parts[1]) == list(range(10))
+
+
 def test_helpers_validate_before_building(projection):
     with pytest.raises(ValueError, match="poison_kernels, ar_poison"):
         pkdali.training_pipeline(pkdali.BatchSource(np.zeros((2, 4, 4, 3), np.uint8), [0, 1], 2),
@@ -541,13 +564,6 @@ def test_helpers_validate_before_building(projection):
         pkdali.project_out(None, projection.Q[None])
     with pytest.raises(FileNotFoundError, match="path"):
         pkdali.project_out(None, "/nonexistent/projection.pt")
-
-
-def test_batch_source_validates():
-    with pytest.raises(ValueError, match="labels"):
-        pkdali.BatchSource(np.zeros((3, 4, 4, 3), np.uint8), [0, 1], batch_size=2)
-    with pytest.raises(ValueError, match="batch_size"):
-        pkdali.BatchSource(np.zeros((3, 4, 4, 3), np.uint8), [0, 1, 2], batch_size=0)
 
 
 # ---- GPU backends: same results as the CPU backends

@@ -4,7 +4,7 @@ ErrorMinimizing against the reference's loop re-written here from HanxunH/Unlear
 Examples (perturbation.sample_wise_perturbation, toolbox.PerturbationTool.min_min_attack):
 per-sample Python loops building NumPy noise masks, a fresh optimizer and Variables per PGD
 step, default (NCHW) memory format. Same model (the small CNN), same images, same steps;
-interleaved repeats, images/s of crafting. `python -m benchmarks.em`."""
+interleaved repeats, images/s of crafting. `poisonkit bench --only em`."""
 from __future__ import annotations
 
 import time

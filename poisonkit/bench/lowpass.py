@@ -7,7 +7,7 @@ kornia.enhance.jpeg_codec_differentiable, 8x8 blocks only), so it is not in the 
 Every implementation takes uint8 NCHW and returns uint8 (conversions included), except
 the float32 rows. 224x224 images are real CIFAR-10 images resized bilinearly.
 
-    python -m benchmarks.lowpass
+    python -m poisonkit.bench.lowpass
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import scipy.fft as sfft
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import images_per_second, load_cifar_uint8, write_results
 from poisonkit import ops
+
+from .common import images_per_second, load_cifar_uint8, write_results
 
 THREADS = 2
 KEEP = 0.3

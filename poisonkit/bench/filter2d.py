@@ -1,6 +1,6 @@
 """filter2d benchmark: SSK sharpening and the class-wise blur poison on 512 real CIFAR-10
 images (uint8, 32x32), CPU, against torch, torchvision, kornia, OpenCV, Pillow and the
-reference loop. Run: python -m benchmarks.filter2d"""
+reference loop. Run: python -m poisonkit.bench.filter2d"""
 from __future__ import annotations
 
 import cv2

@@ -2,7 +2,7 @@
 feeds, on the same device. Over 10 means the op costs under a tenth of a training step.
 Reads the other benchmarks' results (run them first; `poisonkit bench` does), measures a
 training step of the small CNN and of ResNet-18 (CIFAR variant) here, and writes
-results/line_rate.{json,md}. Run: python -m benchmarks.line_rate"""
+line_rate.{json,md} in the results folder. Run: python -m poisonkit.bench.line_rate"""
 from __future__ import annotations
 
 import torch
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from poisonkit._io import write_json, write_text
 from poisonkit.eval.models import build_model
 
-from .common import RESULTS, images_per_second, machine, throughput_results
+from .common import TIMING, images_per_second, machine, results_dir, throughput_results
 
 MODELS = {"small": 256, "resnet18": 128}  # model -> batch size of DESIGN §4
 
@@ -57,9 +57,12 @@ def main(quick: bool = False) -> None:
     for r in rows:
         for name, rate in steps.items():
             r[f"line_rate_{name}"] = round(r["images_per_s"] / rate, 1)
-    payload = {"benchmark": "line_rate", "machine": machine(), "device": str(device),
+    payload = {"benchmark": "line_rate", "machine": machine(), "quick": TIMING["quick"],
+               "device": str(device),
                "train_step_images_per_s": {k: round(v) for k, v in steps.items()}, "rows": rows}
-    write_json(RESULTS / "line_rate.json", payload)
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "line_rate.json", payload)
     lines = ["# Line rate: op throughput / training-step throughput", "",
              f"Device: {device} ({payload['machine']['gpu'] or payload['machine']['cpu']}), "
              f"{payload['machine']['torch_threads']} threads. Training step (forward, backward, "
@@ -69,7 +72,7 @@ def main(quick: bool = False) -> None:
     for r in rows:
         lines.append(f"| {r['benchmark']} | {r['case']} | {r['impl']} | {r['images_per_s']:,.0f} "
                      f"| {r['line_rate_small']:,.1f} | {r['line_rate_resnet18']:,.1f} |")
-    write_text(RESULTS / "line_rate.md", "\n".join(lines) + "\n")
+    write_text(out / "line_rate.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

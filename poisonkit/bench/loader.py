@@ -1,7 +1,7 @@
 """The full loader: decode -> poison -> defense -> augment -> collate, with DataLoader
 workers, with and without poisonkit's ops, and with the reference's way of running the
 same poison and defense. Images are stored PNG-encoded in memory, as on disk.
-Run: python -m benchmarks.loader"""
+Run: python -m poisonkit.bench.loader"""
 from __future__ import annotations
 
 import io

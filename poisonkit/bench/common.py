@@ -1,5 +1,5 @@
 """Helpers shared by the benchmark scripts: timing in images/s, machine facts, and writing
-results as JSON plus a markdown table to benchmarks/results/."""
+results as JSON plus a markdown table to the results folder (``poisonkit bench --out``)."""
 from __future__ import annotations
 
 import json
@@ -13,14 +13,22 @@ import torch
 
 from poisonkit._io import write_json, write_text
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
+# Where results go: relative to the working directory, never inside the package; the
+# checkout's committed benchmarks/results/ only when named (`make bench`).
+DEFAULT_OUT = Path("poisonkit-bench-results")
+OUTPUT = {"dir": DEFAULT_OUT}
 # Timing effort: `poisonkit bench --quick` lowers it for a run of a few minutes in all.
-TIMING = {"min_time": 0.3, "repeats": 5}
+TIMING = {"min_time": 0.3, "repeats": 5, "quick": False}
 
 
-def set_quick(quick: bool) -> None:
-    TIMING.update({"min_time": 0.05, "repeats": 3} if quick else {"min_time": 0.3, "repeats": 5})
+def configure(out: str | Path = DEFAULT_OUT, quick: bool = False) -> None:
+    OUTPUT["dir"] = Path(out)
+    TIMING.update({"min_time": 0.05, "repeats": 3} if quick else {"min_time": 0.3, "repeats": 5},
+                  quick=quick)
+
+
+def results_dir() -> Path:
+    return OUTPUT["dir"]
 
 
 def images_per_second(fn: Callable[[], object], n_images: int, min_time: float | None = None,
@@ -74,10 +82,14 @@ def machine() -> dict:
 
 def load_cifar(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n real CIFAR-10 training images (uint8 NCHW) and their labels (int64), from
-    $POISONKIT_DATA (or ../shared/data)."""
+    $POISONKIT_DATA (or, in a source checkout, ../shared/data)."""
     from poisonkit.data import load_npz
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-10k.npz"
-    data = load_npz(os.environ.get("POISONKIT_DATA", str(default)))
+    default = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10-10k.npz"
+    path = Path(os.environ.get("POISONKIT_DATA", str(default)))
+    if not path.is_file():
+        raise FileNotFoundError(f"benchmarks need real CIFAR-10 images: {path} not found; set "
+                                "POISONKIT_DATA to an .npz with x_train (uint8 NCHW) and y_train")
+    data = load_npz(path)
     return data["x_train"][:n].contiguous(), data["y_train"][:n].contiguous()
 
 
@@ -95,13 +107,15 @@ def format_rate(rate: float) -> str:
 def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> Path:
     """rows: dicts with at least case, impl, images_per_s; a ratio column is added per
     case: poisonkit's throughput over each row's (so > 1 means poisonkit is faster)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
     ours = {r["case"]: r["images_per_s"] for r in rows if r["impl"].startswith("poisonkit")}
     for r in rows:
         base = ours.get(r["case"])
         r["poisonkit_speedup"] = round(base / r["images_per_s"], 3) if base else None
-    payload = {"benchmark": name, "machine": machine(), "rows": rows, "notes": notes}
-    json_path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "machine": machine(), "quick": TIMING["quick"], "rows": rows,
+               "notes": notes}
+    json_path = out / f"{name}.json"
     write_json(json_path, payload)
     lines = [f"# {title}", "", f"Machine: {payload['machine']['cpu']}, "
              f"{payload['machine']['torch_threads']} torch threads, "
@@ -114,17 +128,18 @@ def write_results(name: str, rows: list[dict], title: str, notes: str = "") -> P
         lines.append(f"| {r['case']} | {r['impl']} | {rate_text} | {speedup} |")
     if notes:
         lines += ["", notes]
-    md_path = RESULTS / f"{name}.md"
+    md_path = out / f"{name}.md"
     write_text(md_path, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return json_path
 
 
 def throughput_results(exclude: set[str] = frozenset()) -> list[dict]:
-    """The payloads of results/*.json written by write_results (rows of case, impl and
-    images/s), skipping other results (experiments, pillow_simd) and names in exclude."""
+    """The payloads of the results folder's *.json written by write_results (rows of case,
+    impl and images/s), skipping other results (experiments, pillow_simd) and names in
+    exclude."""
     payloads = []
-    for path in sorted(RESULTS.glob("*.json")):
+    for path in sorted(results_dir().glob("*.json")):
         if path.stem in exclude:
             continue
         payload = json.loads(path.read_text())

@@ -1,10 +1,10 @@
-"""Builds the leaderboard from benchmarks/results/*.json: for every case, poisonkit's
+"""Builds the leaderboard from the results folder's *.json: for every case, poisonkit's
 throughput against the best peer in the same run, as a markdown table, JSON and a plot."""
 from __future__ import annotations
 
 from poisonkit._io import write_json, write_text
 
-from .common import RESULTS, format_rate, throughput_results
+from .common import format_rate, results_dir, throughput_results
 
 
 def collect() -> list[dict]:
@@ -31,8 +31,9 @@ def collect() -> list[dict]:
 
 
 def write(entries: list[dict]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS / "leaderboard.json", entries)
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "leaderboard.json", entries)
     lines = ["# poisonkit leaderboard", "",
              "Ratio = poisonkit images/s over the best peer's in the same run (> 1: faster).", "",
              "| benchmark | case | device | poisonkit images/s | best peer | peer images/s | ratio |",
@@ -41,7 +42,7 @@ def write(entries: list[dict]) -> None:
         lines.append(f"| {e['benchmark']} | {e['case']} | {e['device']} | "
                      f"{format_rate(e['poisonkit_images_per_s'])} | {e['best_peer']} | "
                      f"{format_rate(e['best_peer_images_per_s'])} | {e['ratio']:,.2f} |")
-    write_text(RESULTS / "leaderboard.md", "\n".join(lines) + "\n")
+    write_text(out / "leaderboard.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(entries)
 
@@ -62,7 +63,7 @@ def plot(entries: list[dict]) -> None:
     ax.set_xlabel("poisonkit / best peer (images/s, log scale)")
     ax.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(RESULTS / "leaderboard.png", dpi=110)
+    fig.savefig(results_dir() / "leaderboard.png", dpi=110)
     plt.close(fig)
 
 

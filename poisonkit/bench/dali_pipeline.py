@@ -9,7 +9,7 @@ reduction and arithmetic; close to, not exactly, the reference's truncation; DAL
 AR generator, so the AR pipeline has no such row), or a Python function operator running
 poisonkit's torch ops on each batch.
 
-    $PY -m benchmarks.dali_pipeline [--batch 256] [--threads 2] [--device-id 0]
+    $PY -m poisonkit.bench.dali_pipeline [--batch 256] [--threads 2] [--device-id 0]
 """
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ import sys
 import numpy as np
 import torch
 
-from benchmarks.common import images_per_second, load_cifar, write_results
 from poisonkit import dali as pkdali
 from poisonkit import ops
 from poisonkit.defenses.sharpen import rsk_kernels, ssk_kernel
 from poisonkit.poisons.ar import sample_coefficients
 from poisonkit.poisons.classwise_blur import class_kernels
 from poisonkit.transforms import ARPoison
+
+from .common import images_per_second, load_cifar, write_results
 
 MEAN, STD = [127.5] * 3, [127.5] * 3
 AR_KEY = 2024

@@ -1,6 +1,6 @@
 """AR perturbation generation: poisonkit's ar_generate (CPU, 2 threads) against the
 reference's per-pixel Python loop (a grouped 3x3 conv2d per pixel, as the official code
-generates), measured in the same run. `python -m benchmarks.ar`."""
+generates), measured in the same run. `python -m poisonkit.bench.ar`."""
 from __future__ import annotations
 
 import time

@@ -1,6 +1,6 @@
 """project_out benchmark: the orthogonal projection defense (x - Q Q^T x, K = 10) on 512
 real CIFAR-10 images, CPU, 2 threads, against the plain torch float path a user would
-write (convert, matmul, matmul). Run: python -m benchmarks.projection"""
+write (convert, matmul, matmul). Run: python -m poisonkit.bench.projection"""
 from __future__ import annotations
 
 import torch
