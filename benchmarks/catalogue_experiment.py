@@ -117,9 +117,11 @@ def main() -> None:
                         help="random training subset (a shared 2-core CPU cannot run the "
                              "whole matrix on 10k images in the time available)")
     parser.add_argument("--test-subset", type=int, default=None)
+    parser.add_argument("--poisons", default=",".join(POISONS),
+                        help="comma-separated subset of the poisons (runs reused by --resume)")
     args = parser.parse_args()
     os.chdir(ROOT)
-    have, missing = available(POISONS)
+    have, missing = available(args.poisons.split(","))
     print(f"poisons: {have}; missing: {missing}", flush=True)
     if args.craft_only:
         craft(args.data, have, args.train_subset, args.test_subset)

@@ -210,6 +210,14 @@ class CraftedPoison:
         """What determines the result besides the key and the data (checked on resume)."""
         return {"eps": self.eps, "model": self.model_name, "batch_size": self.batch_size}
 
+    def stopping(self) -> dict:
+        """When crafting stops: not checked on resume, so a run can be extended or cut short."""
+        return {}
+
+    def _finished(self, state: dict) -> bool:
+        """Whether a loaded state is finished under this object's stopping rule."""
+        return bool(state["done"])
+
     # -- crafting ---------------------------------------------------------------------
     def craft(self, images: torch.Tensor, labels: torch.Tensor) -> "CraftedPoison":
         """Crafts (or resumes crafting) the perturbation of (images, labels); returns self."""
@@ -230,6 +238,7 @@ class CraftedPoison:
             self.model.load_state_dict(state["model"])
             self.generator.set_state(state["generator"])
             self._resume(state)
+            state["done"] = self._finished(state)
         last_save = time.monotonic()
         with tqdm(desc=f"craft {self.method}", unit="unit", initial=state["unit"],
                   disable=not self.progress) as bar:
@@ -268,7 +277,10 @@ class CraftedPoison:
         if path is None or not path.exists():
             return None
         state = torch.load(path, weights_only=True, map_location=self.device)
-        if state.get("fingerprint") != fingerprint:
+        stored = dict(state.get("fingerprint", {}))
+        stored["parameters"] = {k: v for k, v in stored.get("parameters", {}).items()
+                                if k not in self.stopping()}
+        if stored != fingerprint:
             raise ValueError(f"state: {path} was written for other data, key or parameters "
                              f"({state.get('fingerprint', {}).get('parameters')}); give a new path")
         return state

@@ -12,7 +12,9 @@ as HanxunH/Unlearnable-Examples crafts it (perturbation.py, toolbox.Perturbation
       (the reference's 99%), or after max_iterations (reported in `history`).
 
 The reference starts from zero noise and loops until the stop condition; poisonkit also
-caps the number of outer iterations. Everything random is drawn from the key.
+caps the number of outer iterations. Everything random is drawn from the key. The stopping
+rule is not part of a checkpoint's fingerprint: a run can be resumed with another one
+(extended, or stopped at the iterations already done).
 """
 from __future__ import annotations
 
@@ -59,9 +61,15 @@ class ErrorMinimizing(CraftedPoison):
 
     def parameters(self) -> dict:
         return {**super().parameters(), "per_class": self.per_class, "step": self.step,
-                "steps": self.steps, "train_steps": self.train_steps,
-                "stop_accuracy": self.stop_accuracy, "max_iterations": self.max_iterations,
-                "lr": self.lr}
+                "steps": self.steps, "train_steps": self.train_steps, "lr": self.lr}
+
+    def stopping(self) -> dict:
+        return {"stop_accuracy": self.stop_accuracy, "max_iterations": self.max_iterations}
+
+    def _finished(self, state: dict) -> bool:
+        history = state["history"]
+        return bool(history) and (history[-1]["accuracy"] >= self.stop_accuracy
+                                  or len(history) >= self.max_iterations)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9,
@@ -121,4 +129,4 @@ class ErrorMinimizing(CraftedPoison):
             for idx in self._batches()), self.amp)
         state["history"].append({"iteration": state["unit"] + 1, "accuracy": accuracy,
                                  "loss": loss})
-        return accuracy >= self.stop_accuracy or state["unit"] + 1 >= self.max_iterations
+        return self._finished(state)

@@ -110,3 +110,16 @@ def test_apply_checks_its_input(crafted, tiny):
         crafted.apply(x, y, torch.arange(len(x)) + 1)
     with pytest.raises(ValueError, match="images: expected images of shape"):
         crafted.apply(x[:, :, :16, :16], y, torch.arange(len(x)))
+
+
+def test_a_finished_run_can_be_extended_to_the_longer_runs_result(tiny, tmp_path):
+    """Stopping rules are not part of the checkpoint's fingerprint: a run stopped at one
+    iteration continues to two and equals a straight two-iteration run."""
+    state = tmp_path / "em.pt"
+    short = {**TINY, "max_iterations": 1}
+    assert len(ErrorMinimizing(10, key=3, state=state, **short).craft(*tiny).history) == 1
+    extended = ErrorMinimizing(10, key=3, state=state, **TINY).craft(*tiny)
+    straight = ErrorMinimizing(10, key=3, **TINY).craft(*tiny)
+    assert torch.equal(extended.delta, straight.delta) and extended.history == straight.history
+    again = ErrorMinimizing(10, key=3, state=state, **short).craft(*tiny)   # already past it
+    assert torch.equal(again.delta, straight.delta)
