@@ -97,7 +97,7 @@ def ours_iteration(x: torch.Tensor, y: torch.Tensor, steps: int, train_steps: in
 
 def main(quick: bool = False) -> None:
     torch.set_num_threads(2)
-    n, steps, train_steps, batch, repeats = (256, 2, 2, 128, 1) if quick else (1024, 5, 10, 256, 2)
+    n, steps, train_steps, batch, repeats = (128, 1, 1, 64, 1) if quick else (512, 3, 4, 128, 2)
     images, labels = load_cifar(10000)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
     x_uint8, y = images[pick], labels[pick]
