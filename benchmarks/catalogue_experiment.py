@@ -71,7 +71,13 @@ def craft(data: str, names: list[str], train: int | None, test: int | None) -> N
 
 
 def collect(out: Path, missing: dict[str, str], epochs: int) -> dict:
-    runs = json.loads((out / "results.json").read_text())["runs"]
+    """Every finished run in out/runs (runs of several invocations, --resume reuses them),
+    in POISONS x DEFENSES order."""
+    from poisonkit.eval.report import validate_result
+    runs = [validate_result(json.loads(p.read_text())) for p in sorted((out / "runs").glob("*.json"))]
+    runs = [r for r in runs if r["epochs"] == epochs]
+    order = lambda r: (POISONS.index(r["poison"].split(":")[0]), DEFENSES.index(r["defense"]))
+    runs.sort(key=order)
     rows = []
     for r in runs:
         name = r["poison"].split(":")[0]
@@ -114,6 +120,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--out", default=str(ROOT / "out" / "catalogue"))
     parser.add_argument("--craft-only", action="store_true")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="only write the catalogue from the finished runs in --out")
     parser.add_argument("--train-subset", type=int, default=None,
                         help="random training subset (a shared 2-core CPU cannot run the "
                              "whole matrix on 10k images in the time available)")
@@ -137,7 +145,8 @@ def main() -> None:
         cmd += ["--poison", CRAFTED.get(name, name)]
     for defense in args.defenses.split(","):
         cmd += ["--defense", defense]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    if not args.collect_only:
+        subprocess.run(cmd, check=True, cwd=ROOT)
     result = collect(Path(args.out), missing, args.epochs)
     from poisonkit._io import write_json, write_text
     write_json(RESULTS / "catalogue.json", result)
