@@ -59,6 +59,7 @@ setup(
     name="poisonkit",
     version="0.1.0",
     packages=find_packages(include=["poisonkit", "poisonkit.*"]),
+    package_data={"poisonkit.poisons": ["data/*.json"]},  # published AR coefficient sets
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
     entry_points={"console_scripts": ["poisonkit = poisonkit.cli:main"]},

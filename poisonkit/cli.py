@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 
 
@@ -15,8 +16,10 @@ def _positive(text: str) -> int:
 
 def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
     from .eval.models import MODELS
-    p.add_argument("--model", default="small", choices=sorted(MODELS),
-                   help="small: airbench-style CNN for CPUs; resnet18: the papers' model")
+    p.add_argument("--model", default="small",
+                   help=f"one of {sorted(MODELS)} (small: airbench-style CNN for CPUs; resnet18: "
+                        "the papers' model) or your own 'package.module:factory', called as "
+                        "factory(num_classes=..., in_channels=...)")
     p.add_argument("--epochs", type=_positive, default=epochs)
     p.add_argument("--data", default=None,
                    help="cifar10, cifar100, synthetic, an .npz or an ImageFolder folder "
@@ -32,19 +35,42 @@ def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from .data import load_dataset
-    from .eval.models import NESTEROV
-    from .eval.run import check_conditions, init_distributed, run_matrix
+    from .eval.models import MODELS, NESTEROV, load_factory
+    from .eval.run import check_conditions, check_run_options, init_distributed, run_matrix
     from .eval.train import TrainConfig
+    from ._outputs import check_output_folder
+    from .eval.conditions import parse_spec
     conditions = list(itertools.product(args.poison or ["none"], args.defense or ["none"]))
     check_conditions(conditions)  # fail on a bad name before loading data
+    try:  # an unknown model or option fails before loading data too
+        check_run_options(args.protocol, args.probe)
+        if args.model not in MODELS:
+            load_factory(args.model)
+    except ValueError as e:
+        print(f"poisonkit eval: error: {e}", file=sys.stderr)
+        return 2
+    specs = (args.poison or []) + (args.defense or [])
+    inputs = [parse_spec(s)[2]["path"] for s in specs if "path" in parse_spec(s)[2]]
+    if args.data and os.path.exists(args.data):
+        inputs.append(args.data)
+    out = check_output_folder(args.out or "out/eval", inputs, force=args.force, reuse=args.resume)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         nesterov=NESTEROV[args.model], seed=args.seed)
+                         nesterov=NESTEROV.get(args.model, False), seed=args.seed)
     init_distributed()
     data = load_dataset(args.data)
     if args.train_subset or args.test_subset:
         data = data.subset(args.train_subset, args.test_subset, seed=args.seed)
-    run_matrix(conditions, data, args.out or "out/eval", model=args.model, config=config,
-               device=args.device, workers=args.workers, resume=args.resume)
+    run_matrix(conditions, data, out, model=args.model, config=config,
+               device=args.device, workers=args.workers, resume=args.resume,
+               protocol=args.protocol, probe=args.probe)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .eval.reproduce import reproduce
+    reproduce(args.paper, args.scale, out=args.out, data=args.data, epochs=args.epochs,
+              device=args.device, workers=args.workers, train_subset=args.train_subset,
+              test_subset=args.test_subset, batch_size=args.batch_size)
     return 0
 
 
@@ -67,15 +93,18 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _fit_projection(args: argparse.Namespace) -> int:
+    from ._labels import check_labels
+    from ._outputs import check_output_file
     from .data import load_npz
     from .defenses.projection import fit
+    out = check_output_file(args.out, inputs=[args.data], force=args.force)  # before the fit
     data = load_npz(args.data)
     x, y = data["x_train"], data["y_train"]
-    num_classes = args.num_classes if args.num_classes is not None else int(y.max()) + 1
+    num_classes = check_labels(y, None, args.num_classes)
     projection = fit((x, y), num_classes, epochs=args.epochs, lr=args.lr,
                      milestones=tuple(args.milestones), batch_size=args.batch_size,
                      device=args.device, seed=args.seed)
-    projection.save(args.out)
+    projection.save(out)
     print(f"linear model training accuracy: {100 * projection.train_accuracy:.2f}% "
           f"({len(x)} images, {num_classes} classes; high means a linearly separable "
           f"shortcut, i.e. a class-wise poison)")
@@ -97,13 +126,18 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _poison(args: argparse.Namespace) -> int:
-    from .poisons.export import poison_dataset
-    out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format, key=args.key,
-                         eps=args.eps,
-                         p=float(args.p), crop=args.crop, seed=args.seed,
-                         coefficients=args.coefficients, batch_size=args.batch_size,
-                         force=args.force, options=args.options)
-    print(f"wrote {out} and {out.parent / 'manifest.json'}")
+    from .keys import parse_key
+    from .poisons.export import default_key_file, poison_dataset
+    options = {name: getattr(args, name) for name in ("eps", "p", "crop", "seed", "coefficients",
+                                                      "steps", "state")
+               if getattr(args, name) is not None}
+    out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format,
+                         key=None if args.key is None else parse_key(args.key),
+                         key_file=args.key_file, num_classes=args.num_classes,
+                         batch_size=args.batch_size, force=args.force, **options)
+    key_file = args.key_file or default_key_file(args.out)
+    print(f"wrote {out} and {out.parent / 'manifest.json'} (publishable); key file {key_file} "
+          "(private: keep it, do not publish it)")
     return 0
 
 
@@ -112,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.common import DEFAULT_OUT
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
-    from .poisons.export import METHODS
+    from .eval.protocols import PROTOCOLS
+    from .eval.reproduce import PAPERS, SCALES
+    from .poisons.export import METHODS as EXPORT_METHODS
     parser = argparse.ArgumentParser(prog="poisonkit", description=__doc__)
     parser.add_argument("--version", action="version", version=f"poisonkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,7 +166,31 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=_positive, default=256)
     ev.add_argument("--lr", type=float, default=0.1)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--force", action="store_true",
+                    help="write into a non-empty --out (its report files are replaced)")
+    ev.add_argument("--probe", default=None, choices=("dfr",),
+                    help="dfr: hold out a clean 10%% of the training set, then retrain only the "
+                         "last linear layer on it and report its test accuracy (never the test set)")
+    ev.add_argument("--protocol", default=None, choices=sorted(PROTOCOLS),
+                    help="train every condition with this reference protocol (default: each "
+                         "defense's own; see poisonkit.eval.protocols)")
     ev.set_defaults(func=_eval)
+
+    rep = sub.add_parser("reproduce", help="run a seed paper's matrix with its protocol; table "
+                                           "and PNG with the published number beside each measured one")
+    rep.add_argument("paper", choices=sorted(PAPERS))
+    rep.add_argument("--scale", default="cpu", choices=SCALES,
+                     help="cpu: the shared 10k subset (or --data), small CNN; paper: full "
+                          "CIFAR-10, ResNet-18, the paper's epochs (a GPU run)")
+    rep.add_argument("--data", default=None, help="dataset (default: $POISONKIT_DATA / cifar10)")
+    rep.add_argument("--out", default=None, help="output folder (default out/reproduce-PAPER-SCALE)")
+    rep.add_argument("--epochs", type=_positive, default=None, help="override the scale's epochs")
+    rep.add_argument("--device", default="auto")
+    rep.add_argument("--workers", type=int, default=0)
+    rep.add_argument("--batch-size", type=_positive, default=None, help="override the scale's batch size")
+    rep.add_argument("--train-subset", type=_positive, default=None, help="random training subset size")
+    rep.add_argument("--test-subset", type=_positive, default=None, help="random test subset size")
+    rep.set_defaults(func=_reproduce)
 
     demo = sub.add_parser("demo", help="run the matrix of poisons and defenses, write a report")
     _add_training_args(demo, epochs=EPOCHS)
@@ -148,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "linear model on a (poisoned) .npz and save Q")
     proj.add_argument("--data", required=True, help=".npz with x_train/y_train")
     proj.add_argument("--out", required=True, help="output file (torch.save format, e.g. projection.pt)")
-    proj.add_argument("--num-classes", type=int, default=None, help="default: max label + 1")
+    proj.add_argument("--num-classes", type=_positive, default=None,
+                      help="default: from the labels (which must then be 0..K-1)")
+    proj.add_argument("--force", action="store_true", help="replace an existing --out file")
     proj.add_argument("--epochs", type=int, default=20)
     proj.add_argument("--lr", type=float, default=0.1)
     proj.add_argument("--milestones", type=int, nargs="*", default=[10, 15],
@@ -159,25 +221,36 @@ def build_parser() -> argparse.ArgumentParser:
     proj.set_defaults(func=_fit_projection)
     poison = sub.add_parser("poison", help="write a poisoned copy of an .npz dataset (its "
                                            "training split) or an ImageFolder, with a manifest")
-    poison.add_argument("--method", required=True, choices=METHODS)
+    poison.add_argument("--method", required=True, choices=sorted(EXPORT_METHODS))
     poison.add_argument("--data", required=True,
-                        help="source .npz (x_train, y_train, ...) or ImageFolder directory")
+                        help="source .npz (x_train, y_train, ...) or ImageFolder directory "
+                             "(class folders, or train/ and test/ or val/ folders of them)")
     poison.add_argument("--format", default=None, choices=("npz", "png"),
                         help="output: npz (npz sources, the default) or a PNG ImageFolder")
     poison.add_argument("--out", required=True, help="output folder (not the source's)")
-    poison.add_argument("--key", type=int, default=0, help="AR, em, tap: the owner's secret key")
-    poison.add_argument("--options", default="",
-                        help="em, em-class, tap: parameters as in eval (steps=5,model=small,"
-                             "state=PRIVATE/em.pt: a resumable checkpoint that holds the secret "
-                             "perturbation; keep it out of the published folder)")
-    poison.add_argument("--eps", type=float, default=1.0, help="AR: perturbation norm")
-    poison.add_argument("--p", default="2", choices=("2", "inf"), help="AR: norm (2 or inf)")
-    poison.add_argument("--crop", type=int, default=4, help="AR: rows/cols cropped")
-    poison.add_argument("--seed", type=int, default=0,
-                        help="coefficient (AR) or kernel (classwise-blur) seed")
+    poison.add_argument("--key", default=None,
+                        help="the owner's secret key (decimal or 0x-hex, < 2^128); default: "
+                             "128 random bits. Written to the key file only")
+    poison.add_argument("--key-file", default=None,
+                        help="where to write the private key file (default: OUT.key.json "
+                             "beside the output folder); never inside the published folder")
+    poison.add_argument("--num-classes", type=_positive, default=None,
+                        help="class count (default: from the data; labels must be 0..K-1)")
+    poison.add_argument("--eps", type=float, default=None,
+                        help="AR: perturbation norm (1.0); em, em-class, tap: L-inf in 1/255 (8)")
+    poison.add_argument("--steps", type=int, default=None, help="em, tap: PGD steps")
+    poison.add_argument("--state", default=None,
+                        help="em, em-class, tap: private crafting checkpoint (resumable; it "
+                             "holds the perturbation: keep it out of the published folder)")
+    poison.add_argument("--p", default=None, choices=("2", "inf"), help="AR: norm (2 or inf)")
+    poison.add_argument("--crop", type=int, default=None, help="AR: rows/cols cropped (4)")
+    poison.add_argument("--seed", type=int, default=None,
+                        help="coefficient (AR) or kernel (classwise-blur) seed; default: "
+                             "derived from the key (seed 0 = the reference's public kernels)")
     poison.add_argument("--coefficients", default=None, help="AR: saved coefficient set")
-    poison.add_argument("--batch-size", type=int, default=1024)
-    poison.add_argument("--force", action="store_true", help="replace an earlier poisoned copy")
+    poison.add_argument("--batch-size", type=_positive, default=1024)
+    poison.add_argument("--force", action="store_true",
+                        help="replace an earlier poisoned copy and its key file")
     poison.set_defaults(func=_poison)
     insp = sub.add_parser("inspect", help="look for class-wise shortcuts (poisons) in a "
                                           "labelled dataset before training on it")
@@ -192,10 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .eval.conditions import ConditionError
+    from ._staging import DestinationBusy
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConditionError, FileNotFoundError) as e:
+    except (ValueError, OSError, DestinationBusy) as e:  # bad input: a message, not a traceback
         print(f"poisonkit {args.command}: error: {e}", file=sys.stderr)
         return 2

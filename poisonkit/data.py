@@ -38,6 +38,8 @@ def load_npz(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
                 raise ValueError(f"data: x_{split} must be uint8 [N, H, W, C] with C 1 or 3, "
                                  f"got {x.dtype} {x.shape}")
+            if not np.issubdtype(y.dtype, np.integer):  # a float label would be truncated
+                raise ValueError(f"data: y_{split} must hold integer class labels, got dtype {y.dtype}")
             if y.shape != (x.shape[0],):
                 raise ValueError(f"data: y_{split} must have shape ({x.shape[0]},), got {y.shape}")
             out[f"x_{split}"] = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
@@ -159,8 +161,9 @@ def _image_folder(path: Path) -> ImageDataset:
 
 
 def _from_npz(path: Path) -> ImageDataset:
+    from ._labels import check_labels
     d = load_npz(path)
-    num_classes = int(max(d["y_train"].max(), d["y_test"].max())) + 1
+    num_classes = check_labels(d["y_train"], d["y_test"])  # a stray label of 1000 is an error
     return ImageDataset(d["x_train"], d["y_train"], d["x_test"], d["y_test"], num_classes, f"npz {path}")
 
 

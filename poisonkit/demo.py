@@ -50,7 +50,7 @@ def run_demo(out: str, data: str | None = None, epochs: int = EPOCHS, model: str
     conditions, notes = available_matrix()
     for n in notes:
         print(n)
-    config = TrainConfig(epochs=epochs, nesterov=NESTEROV[model])
+    config = TrainConfig(epochs=epochs, nesterov=NESTEROV.get(model, False))
     start = time.perf_counter()
     results = run_matrix(conditions, dataset, out, model=model, config=config, device=device,
                          workers=workers, resume=resume, title="poisonkit demo: poisons vs defenses",

@@ -147,6 +147,13 @@ AR_PRESETS = {
     "svhn": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0},
     "stl10": {"num_classes": 10, "size": 96, "crop": 4, "eps": 3.0},
     "imagenet": {"num_classes": 100, "size": 224, "crop": 2, "eps": 7.0},
+    # The reference's published coefficient sets (poisons/ar_published.py).
+    "cifar10-published": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0,
+                          "published": "cifar10-published"},
+    "cifar100-published": {"num_classes": 100, "size": 32, "crop": 4, "eps": 1.0,
+                           "published": "cifar100-published"},
+    "imagenet100-published": {"num_classes": 100, "size": 224, "crop": 2, "eps": 7.0,
+                              "published": "cifar100-published"},
 }
 
 
@@ -184,10 +191,14 @@ class ARPoison(nn.Module):
     @classmethod
     def preset(cls, name: str, coefficients=None, key: int = 0, seed: int = 0, **overrides):
         """ARPoison with a dataset's defaults: 'cifar10', 'cifar100', 'svhn', 'stl10',
-        'imagenet' (224x224). coefficients default to a freshly sampled set."""
+        'imagenet' (224x224). coefficients default to a freshly sampled set, or for the
+        '*-published' presets to the reference's published set."""
         if name not in AR_PRESETS:
             raise ValueError(f"preset: expected one of {sorted(AR_PRESETS)}, got {name!r}")
         cfg = {**AR_PRESETS[name], **overrides}
+        if coefficients is None and "published" in cfg:
+            from .poisons.ar_published import published_coefficients
+            coefficients = published_coefficients(cfg["published"])
         return cls(cfg["num_classes"] if coefficients is None else coefficients, eps=cfg["eps"],
                    p=cfg.get("p", 2), crop=cfg["crop"], key=key, seed=seed)
 

@@ -17,12 +17,12 @@ from poisonkit.defenses.sharpen import rsk_kernels, ssk_kernel  # noqa: E402
 from poisonkit.poisons.ar import sample_coefficients  # noqa: E402
 from poisonkit.poisons.classwise_blur import class_kernels  # noqa: E402
 from poisonkit.transforms import ARPoison, ClasswiseBlur  # noqa: E402
-from tests.conftest import requires_cuda  # noqa: E402
+from tests.conftest import requires_cuda, skip_or_fail  # noqa: E402
 from tests.ops.test_ar import reference_normal  # noqa: E402
 
 if not pkdali.plugin_path().is_file():
-    pytest.skip(f"DALI plugin not built at {pkdali.plugin_path()} (run `make dali`)",
-                allow_module_level=True)
+    skip_or_fail(f"DALI plugin not built at {pkdali.plugin_path()} (run `make dali`)",
+                 allow_module_level=True)
 pkdali.load()
 
 

@@ -59,7 +59,7 @@ def classwise_reference_loop(x: torch.Tensor, y: torch.Tensor, kernels: torch.Te
     """The official CUDA-poison loop: one image at a time, float32, max-normalised,
     truncated to uint8 through numpy."""
     weights = [k.expand(3, 1, 3, 3) for k in kernels]
-    out = np.empty((len(x), 32, 32, 3), dtype=np.uint8)
+    out = np.empty((len(x), x.shape[2], x.shape[3], x.shape[1]), dtype=np.uint8)
     for i in range(len(x)):
         img = x[i : i + 1].float().div(255)
         z = F.conv2d(img, weights[int(y[i])], padding=1, groups=3)

@@ -11,7 +11,10 @@ from .common import DEFAULT_OUT, configure
 
 # Each module has main(quick: bool) writing <name>.json and .md to the results folder;
 # line_rate reads the others, so it runs last.
-BENCHMARKS = ["filter2d", "ar", "lowpass", "projection", "em", "loader", "dali_pipeline", "line_rate"]
+BENCHMARKS = ["filter2d", "ar", "lowpass", "projection", "em", "loader", "jpeg_loader", "dali_pipeline",
+              "contention", "line_rate"]
+# Run only when named (--only gpu): they need a CUDA device.
+GPU_BENCHMARKS = ["gpu"]
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -47,9 +50,9 @@ def run(out: str | Path = DEFAULT_OUT, quick: bool = False,
     ``out``; returns it."""
     out = Path(out)
     names = BENCHMARKS if not only else only
-    unknown = sorted(set(names) - set(BENCHMARKS))
+    unknown = sorted(set(names) - set(BENCHMARKS) - set(GPU_BENCHMARKS))
     if unknown:
-        raise ValueError(f"--only: unknown benchmarks {unknown}; expected some of {BENCHMARKS}")
+        raise ValueError(f"--only: unknown benchmarks {unknown}; expected some of {BENCHMARKS + GPU_BENCHMARKS}")
     check_output(out, quick)
     configure(out, quick)
     for name in names:

@@ -21,12 +21,12 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
+from ..defenses.grayscale import pil_grayscale
 from ..defenses.jpeg import jpeg_roundtrip
 from ..defenses.projection import Projection, fit
 from ..transforms import RSKFF, ARPoison, ClasswiseBlur, RandomSharpen, Sharpen
-from .adversarial import PGD
+from .adversarial import PGD, PGD_PRESETS
 
 # fn(images uint8 NCHW, labels, sample indices) -> poisoned uint8 NCHW
 Poison = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -48,22 +48,31 @@ class Context:
 @dataclass
 class Defense:
     """transform: uint8 NCHW batch -> uint8 or float [0, 1] NCHW, on training data (and on
-    test data when apply_to_test, for defenses that change the input domain, such as
-    grayscale). An output smaller than the input (a 'valid' filter) is reflect-padded back
-    to the input size before the random crop. adversary: attack run on every training batch.
-    info: what the defense measured while being built (a fitted projection's linear-model
-    train accuracy), copied into the run's result."""
+    test data when apply_to_test, for defenses that change the input domain). An output
+    smaller than the input (a 'valid' filter) is kept as it is by default, so the
+    protocol's RandomCrop(size, padding=4) zero-pads it, as the reference pipelines do;
+    restore='reflect' reflect-pads it back to the input size first (a variant).
+    adversary: attack run on every training batch. protocol: the name of the training
+    protocol of the reference this defense comes from (protocols.PROTOCOLS). info: what
+    the defense measured while being built (a fitted projection's linear-model train
+    accuracy), copied into the run's result."""
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     apply_to_test: bool = False
     adversary: PGD | None = None
+    protocol: str = "harness"
+    restore: str | None = None
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.restore not in (None, "reflect"):
+            raise ValueError(f"restore: expected None or 'reflect', got {self.restore!r}")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.transform is None:
             return images
         out = self.transform(images)
         dh, dw = images.shape[-2] - out.shape[-2], images.shape[-1] - out.shape[-1]
-        if dh or dw:
+        if self.restore == "reflect" and (dh or dw):
             pad = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
             out = F.pad(out.float(), pad, mode="reflect").to(out.dtype)
         return out
@@ -185,10 +194,27 @@ def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0) -> 
 
 @register_poison("ar")
 def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 0,
-        seed: int = 0) -> Poison:
+        seed: int = 0, coefficients: str = "auto") -> Poison:
     """Autoregressive perturbations (DESIGN §3.1): L2 eps 1.0 and crop 4 by default (the
-    CIFAR preset), coefficients sampled with `seed`, perturbation keyed by (key, index)."""
-    poison = ARPoison(ctx.num_classes, eps=eps, p=p, crop=crop, key=key, seed=seed)
+    CIFAR preset), perturbation keyed by (key, index). coefficients: 'auto' (the reference's
+    published set for 10 or 100 classes, as its poisons use, else sampled), 'published'
+    (insist on it), 'sampled' (drawn with `seed`), or a coefficient file (ar_published.
+    load_coefficients: .json, .npy, the reference's list-of-tensors .pt)."""
+    from ..poisons.ar_published import load_coefficients, published_coefficients
+    published = {10: "cifar10-published", 100: "cifar100-published"}.get(ctx.num_classes)
+    if coefficients in ("auto", "published"):
+        if published is None and coefficients == "published":
+            raise ConditionError(f"ar: published coefficient sets exist for 10 and 100 classes, "
+                                 f"this dataset has {ctx.num_classes}")
+        coeffs = published_coefficients(published).coeffs if published else ctx.num_classes
+    elif coefficients == "sampled":
+        coeffs = ctx.num_classes
+    else:
+        coeffs = load_coefficients(coefficients).coeffs
+        if coeffs.shape[0] != ctx.num_classes:
+            raise ConditionError(f"ar: {coefficients} holds {coeffs.shape[0]} classes, this "
+                                 f"dataset has {ctx.num_classes}")
+    poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=key, seed=seed)
     return lambda images, labels, indices: poison(images, labels, indices)[0]
 
 
@@ -253,53 +279,90 @@ def _on_unit(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tens
 
 @register_defense("ssk")
 def _ssk(ctx: Context, center: float = 2.5, padding: str = "valid") -> Defense:
-    """Fixed sharpening alone; 'valid' (the reference's) then reflect-padded back."""
-    return Defense(_on_unit(Sharpen(center=center, padding=padding)))
+    """Fixed sharpening alone ('valid': 32 -> 30, cropped back with zero padding), under
+    the RSK paper's protocol (see rsk+ff)."""
+    return Defense(_on_unit(Sharpen(center=center, padding=padding)), protocol="rskff")
 
 
 @register_defense("rsk")
 def _rsk(ctx: Context, center: float = 2.5, std: float = 0.1, padding: str = "valid") -> Defense:
     """Random sharpening alone, a fresh kernel per image per epoch. Draws from torch's
     global RNG, which the harness seeds and DataLoader reseeds per worker."""
-    return Defense(_on_unit(RandomSharpen(center=center, std=std, padding=padding)))
+    return Defense(_on_unit(RandomSharpen(center=center, std=std, padding=padding)), protocol="rskff")
 
 
 @register_defense("rsk+ff")
 def _rsk_ff(ctx: Context, center: float = 2.5, std: float = 0.1, keep: float = 0.3,
             padding: str = "valid", basis: str = "dct", shape: str = "square") -> Defense:
-    """RSK+FF (DESIGN §3.3): random sharpening ('valid', the reference's) then the DCT
-    low-pass keeping int(30 * keep) coefficients per axis, reflect-padded back to 32x32."""
+    """RSK+FF (DESIGN §3.3) in the reference geometry: ToTensor -> random sharpening
+    ('valid', 32 -> 30) -> DCT low-pass keeping int(30 * keep) coefficients per axis ->
+    RandomCrop(32, padding=4) with zero padding -> flip -> Normalize(0.2023 std), gradients
+    clipped at 5.0. Source: protocols.RSKFF (aseriesof-tubes/RSK augments.py lines 45-46,
+    util.py sharpen_image, main.py clip_grad_norm_)."""
     return Defense(_on_unit(RSKFF(center=center, std=std, padding=padding, keep=keep,
-                                  basis=basis, shape=shape)))
+                                  basis=basis, shape=shape)), protocol="rskff")
+
+
+@register_defense("rsk+ff-reflect")
+def _rsk_ff_reflect(ctx: Context, center: float = 2.5, std: float = 0.1, keep: float = 0.3,
+                    basis: str = "dct", shape: str = "square") -> Defense:
+    """A poisonkit variant, not the reference: RSK+FF whose 30x30 output is reflect-padded
+    back to 32x32 before the crop (no black frame); same protocol otherwise."""
+    return Defense(_on_unit(RSKFF(center=center, std=std, padding="valid", keep=keep,
+                                  basis=basis, shape=shape)), protocol="rskff", restore="reflect")
 
 
 @register_defense("jpeg")
 def _jpeg(ctx: Context, quality: int = 10) -> Defense:
+    """JPEG round trip of every training image (ISS: liuzrcc/ImageShortcutSqueezing
+    augmentations.py aug_train(), before the crop; test images untouched), ISS protocol."""
     jpeg_roundtrip(torch.zeros(0, 3, 1, 1, dtype=torch.uint8), quality)  # validates quality now
-    return Defense(lambda images: jpeg_roundtrip(images, quality))
+    return Defense(lambda images: jpeg_roundtrip(images, quality), protocol="iss")
 
 
 @register_defense("grayscale")
-def _grayscale(ctx: Context) -> Defense:
-    """Grayscale (3 equal channels) on training and test images: the model is then a
-    grayscale model, as in the 'going grayscale' defense."""
-    return Defense(lambda images: TF.rgb_to_grayscale(images, num_output_channels=images.shape[1]),
-                   apply_to_test=True)
+def _grayscale(ctx: Context, test: int = 0) -> Defense:
+    """Grayscale (3 equal channels, PIL's rounding) on the training images before the crop,
+    ISS protocol (liuzrcc/ImageShortcutSqueezing augmentations.py aug_train(): Grayscale(3)
+    on PIL images; aug_test() grayscales test images only with --ISS_both_train_test, main.py
+    line 41): test=1 grayscales the test images too."""
+    if test not in (0, 1):
+        raise ConditionError(f"grayscale test: expected 0 or 1, got {test!r}")
+    if ctx.image_shape[0] != 3:
+        raise ConditionError(f"grayscale: expected RGB images, got shape {tuple(ctx.image_shape)}")
+    return Defense(pil_grayscale, apply_to_test=bool(test), protocol="iss")
 
 
 @register_defense("pgd")
-def _pgd(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10) -> Defense:
-    """PGD adversarial training, L-inf; eps and step in 1/255 units (8 and 2 by default)."""
-    return Defense(adversary=PGD(eps=eps / 255, step=step / 255, steps=steps))
+def _pgd(ctx: Context, preset: str = "harness", eps: float | None = None,
+         step: float | None = None, steps: int | None = None) -> Defense:
+    """PGD adversarial training, L-inf, the attack in eval() mode. Presets (adversarial.
+    PGD_PRESETS): 'harness' 8/255, 2/255, 10 steps; 'cuda' (pgd:cuda) the CUDA paper's
+    eps 0.015, step eps/steps*1.5, 10 steps, uniform start, CUDA protocol; 'madry'
+    (pgd:madry) the ISS code's eps 0.031, step 0.007, 10 steps, Gaussian start, ISS
+    protocol. eps and step override the preset, in 1/255 units."""
+    if preset not in PGD_PRESETS:
+        raise ConditionError(f"pgd preset: expected one of {sorted(PGD_PRESETS)}, got {preset!r}")
+    base, protocol, _ = PGD_PRESETS[preset]
+    attack = PGD(eps=base.eps if eps is None else eps / 255,
+                 step=base.step if step is None else step / 255,
+                 steps=base.steps if steps is None else steps, start=base.start)
+    return Defense(adversary=attack, protocol=protocol)
 
 
 @register_defense("projection")
 def _projection(ctx: Context, path: str | None = None, epochs: int = 20,
-                clamp: int = 0) -> Defense:
+                clamp: int = 0, recipe: int = 1) -> Defense:
     """Orthogonal projection (DESIGN §3.4): fit the linear model on the poisoned training
     set (or load a saved fit from `path`, checked against the dataset's image shape) and
     project every training image onto the complement of its weights' span. Test images
-    are not projected; results leave [0, 1] unless clamp=1, as in the reference."""
+    are not projected; results leave [0, 1] unless clamp=1, as in the reference. The model
+    trains with the reference's step-2 recipe (protocols.PROJECTION_STEP2: strong
+    augmentation, CutMix, batch 128, wd 1e-4, LR x0.1 at 50%/75% of the epochs;
+    learn-from-unlearnable orthogonal_projection_step_2.py); recipe=0 turns it off (harness
+    protocol, crop+flip), as the reference's --no-strong-aug."""
+    if recipe not in (0, 1):
+        raise ConditionError(f"projection recipe: expected 0 or 1, got {recipe!r}")
     if path is not None:
         projection = Projection.load(path)
         if projection.image_shape != tuple(ctx.image_shape):
@@ -312,4 +375,5 @@ def _projection(ctx: Context, path: str | None = None, epochs: int = 20,
                          seed=ctx.seed)
         print(f"projection: linear model train accuracy {100 * projection.train_accuracy:.1f}%")
     return Defense(lambda images: projection.apply(images, clamp=bool(clamp)),
+                   protocol="projection-step2" if recipe else "harness",
                    info={"linear_train_accuracy": projection.train_accuracy})

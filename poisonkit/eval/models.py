@@ -77,7 +77,48 @@ MODELS: dict[str, Callable[..., nn.Module]] = {"resnet18": ResNet18, "small": Sm
 NESTEROV = {"resnet18": False, "small": True}
 
 
-def build_model(name: str, num_classes: int, in_channels: int = 3) -> nn.Module:
-    if name not in MODELS:
-        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {name!r}")
-    return MODELS[name](num_classes=num_classes, in_channels=in_channels)
+def load_factory(spec: str) -> Callable[..., nn.Module]:
+    """'package.module:factory' -> the factory, imported (the user's own model)."""
+    import importlib
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"model: expected one of {sorted(MODELS)} or 'package.module:factory', "
+                         f"got {spec!r}")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"model: cannot import module {module_name!r} of {spec!r}: {e}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"model: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ValueError(f"model: {spec!r} is not callable")
+    return obj
+
+
+def model_name(model) -> str:
+    """The name a run records for a model spec or factory."""
+    if isinstance(model, str):
+        return model
+    return f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', repr(model))}"
+
+
+def build_model(model, num_classes: int, in_channels: int = 3) -> nn.Module:
+    """model: 'small', 'resnet18', 'package.module:factory' or a factory. A factory is
+    called as factory(num_classes=..., in_channels=...) and must return an nn.Module
+    mapping NCHW float images to [N, num_classes] logits."""
+    if callable(model) and not isinstance(model, str):
+        factory = model
+    elif isinstance(model, str) and model in MODELS:
+        factory = MODELS[model]
+    elif isinstance(model, str) and ":" in model:
+        factory = load_factory(model)
+    else:
+        raise ValueError(f"model: expected one of {sorted(MODELS)}, 'package.module:factory' "
+                         f"or a callable, got {model!r}")
+    net = factory(num_classes=num_classes, in_channels=in_channels)
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"model: the factory {model_name(model)} returned "
+                         f"{type(net).__name__}, expected a torch.nn.Module")
+    return net

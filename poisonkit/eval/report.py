@@ -45,6 +45,21 @@ def label(result: dict) -> str:
     return result["poison"] if result["defense"] == "none" else f"{result['poison']} + {result['defense']}"
 
 
+def epochs_to_99(result: dict) -> int | None:
+    """Epochs to 99% training accuracy (None: not reached), from the run's history."""
+    return next((i + 1 for i, a in enumerate(result["train_accuracy"]) if a >= 0.99), None)
+
+
+def _dfr(result: dict) -> str:
+    probe = result.get("probe_result")
+    return f"{probe['accuracy']:.1%}" if probe else "-"
+
+
+def _speed(result: dict) -> str:
+    speed = epochs_to_99(result)
+    return str(speed) if speed is not None else f"> {len(result['train_accuracy'])}"
+
+
 def linear_note(result: dict) -> str:
     """', linear model train acc. X%' for a fitted projection (how well the linear model
     captured the poison: the signal that says whether projection can work), else ''."""
@@ -52,14 +67,19 @@ def linear_note(result: dict) -> str:
     return "" if acc is None else f", linear model train acc. {acc:.1%}"
 
 
+def _linear(result: dict) -> str:
+    acc = result.get("linear_train_accuracy")
+    return "-" if acc is None else f"{acc:.1%}"
+
+
 def markdown_table(results: list[dict]) -> str:
-    rows = ["| poison | defense | peak test acc. (epoch) | final test acc. | linear model train acc. | time |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| poison | defense | protocol | peak test acc. (epoch) | final test acc. | DFR test acc. "
+            "| epochs to 99% train acc. | linear model train acc. | time |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        linear = r.get("linear_train_accuracy")
-        rows.append(f"| {r['poison']} | {r['defense']} | {r['peak_accuracy']:.1%} ({r['peak_epoch']}) "
-                    f"| {r['final_accuracy']:.1%} | {'-' if linear is None else f'{linear:.1%}'} "
-                    f"| {r['seconds']:.0f} s |")
+        rows.append(f"| {r['poison']} | {r['defense']} | {r.get('protocol', 'harness')} "
+                    f"| {r['peak_accuracy']:.1%} ({r['peak_epoch']}) | {r['final_accuracy']:.1%} "
+                    f"| {_dfr(r)} | {_speed(r)} | {_linear(r)} | {r['seconds']:.0f} s |")
     return "\n".join(rows)
 
 
@@ -108,4 +128,28 @@ def plot_examples(rows: list[tuple[str, torch.Tensor]], path: str | os.PathLike)
                 ax.imshow(im.clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray",
                           vmin=0, vmax=1, interpolation="nearest")
         row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    return _save_figure(fig, path)
+
+
+def plot_speed(results: list[dict], path: str | os.PathLike) -> Path:
+    """Peak clean test accuracy vs epochs to 99% training accuracy, one point per run;
+    runs that never reach 99% sit at the right edge (hollow markers)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    edge = max(len(r["train_accuracy"]) for r in results) + 1
+    for r in results:
+        speed = epochs_to_99(r)
+        x = speed if speed is not None else edge
+        ax.plot(x, 100 * r["peak_accuracy"], "o", mfc=None if speed is not None else "none",
+                label=label(r))
+        ax.annotate(label(r), (x, 100 * r["peak_accuracy"]), fontsize=7, xytext=(4, 2),
+                    textcoords="offset points")
+    ax.axvline(edge - 0.5, color="gray", lw=0.5, ls=":")
+    ax.set_xlabel(f"epochs to 99% training accuracy (right of the dotted line: not reached in {edge - 1})")
+    ax.set_ylabel("peak clean test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title("peak accuracy vs how fast the training set is fitted")
     return _save_figure(fig, path)

@@ -1,5 +1,6 @@
 """The training loop of the evaluation protocol (DESIGN §4): SGD 0.1 / momentum 0.9 /
-weight decay 5e-4, crop+flip on whole batches, clean test accuracy after every epoch.
+weight decay 5e-4, clean test accuracy after every epoch; augmentation, normalisation,
+gradient clipping and CutMix as the run's protocol (protocols.py) says.
 channels_last everywhere (on this CPU it halves the small CNN's step time too); bfloat16
 autocast on CUDA. Under torchrun: DistributedDataParallel."""
 from __future__ import annotations
@@ -9,12 +10,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from .adversarial import PGD
-from .augment import crop_flip, normalize
+from .augment import cutmix, to_unit
+from .protocols import HARNESS, Protocol
+
+SCHEDULES = ("warmup-linear", "multistep")
 
 
 @dataclass
@@ -26,6 +31,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     nesterov: bool = False
     warmup: float = 0.2          # fraction of steps with a linear warm-up, then linear decay to 0
+    schedule: str = "warmup-linear"  # or "multistep": x0.1 at 50% and 75% of the epochs
     test_batch_size: int = 1000
     seed: int = 0
 
@@ -38,6 +44,8 @@ class TrainConfig:
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup: expected a fraction in [0, 1), got {self.warmup!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
 
 
 @dataclass
@@ -62,9 +70,17 @@ class History:
         return self.test_accuracy[-1]
 
 
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] or float [0, 1] images -> float32 [0, 1]."""
-    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+def epochs_to(train_accuracy: list[float], threshold: float) -> int | None:
+    """1-based first epoch whose training accuracy reaches `threshold` (None: never); how
+    fast a poison is learned ('poisons that are learned faster are more effective')."""
+    return next((i + 1 for i, a in enumerate(train_accuracy) if a >= threshold), None)
+
+
+def multistep_factor(step: int, steps_per_epoch: int, epochs: int) -> float:
+    """x0.1 after int(0.5 E) and again after int(0.75 E) epochs (the projection step-2
+    recipe's MultiStepLR, stepped once per epoch)."""
+    epoch = step // max(1, steps_per_epoch)
+    return 0.1 ** sum(epoch >= m for m in (int(epochs * 0.5), int(epochs * 0.75)))
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -93,11 +109,26 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return correct / len(images)
 
 
+def _sync_ranks(model: torch.nn.Module, seen: int, correct: int, loss_sum: float):
+    """End of a DDP epoch: every rank takes rank 0's buffers (BatchNorm statistics: DDP
+    broadcasts them before each forward, so the last batch left each rank its own, and the
+    ranks' test accuracies would differ) and the epoch's training totals over all ranks."""
+    for buffer in model.buffers():
+        torch.distributed.broadcast(buffer, src=0)
+    device = next(model.parameters()).device
+    totals = torch.tensor([seen, correct, loss_sum], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(totals)
+    return int(totals[0]), int(totals[1]), float(totals[2])
+
+
 def train(model: torch.nn.Module, loader, test_images: torch.Tensor, test_labels: torch.Tensor,
           config: TrainConfig, device: torch.device, adversary: PGD | None = None,
-          test_transform: Callable | None = None, verbose: bool = True, desc: str = "train") -> History:
+          test_transform: Callable | None = None, verbose: bool = True, desc: str = "train",
+          protocol: Protocol = HARNESS) -> History:
     """Trains model (already on device) on loader's (images, labels) batches; returns the
-    per-epoch history. Test accuracy is measured on clean (untransformed) test images unless
+    per-epoch history. Each batch: protocol.augment to the test images' size, the adversary
+    (if any), CutMix (if the protocol has it), protocol.prep, a step with the protocol's
+    gradient clipping. Test accuracy is measured on clean (untransformed) test images unless
     test_transform is given."""
     cuda = device.type == "cuda"
     memory_format = torch.channels_last
@@ -106,12 +137,18 @@ def train(model: torch.nn.Module, loader, test_images: torch.Tensor, test_labels
     net = model
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
-    prep = lambda x: normalize(x).contiguous(memory_format=memory_format)
+    prep = lambda x: protocol.prep(x).contiguous(memory_format=memory_format)
+    size = tuple(test_images.shape[-2:])
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay, nesterov=config.nesterov)
     total = config.epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, config.warmup))
+    if config.schedule == "multistep":
+        factor = lambda s: multistep_factor(s, len(loader), config.epochs)
+    else:
+        factor = lambda s: lr_factor(s, total, config.warmup)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     gen = torch.Generator().manual_seed(config.seed)
+    mix_rng = np.random.default_rng(config.seed)
     history = History()
     for epoch in range(config.epochs):
         if hasattr(loader.sampler, "set_epoch"):
@@ -120,21 +157,28 @@ def train(model: torch.nn.Module, loader, test_images: torch.Tensor, test_labels
         start, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
         bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{config.epochs}", leave=False, disable=not verbose)
         for x, y in bar:
-            x = crop_flip(to_unit(x.to(device, non_blocking=True)), generator=gen)
+            x = protocol.augment(to_unit(x.to(device, non_blocking=True)), size, gen)
             y = y.to(device, non_blocking=True)
             if adversary is not None:  # the unwrapped model: no gradient sync for the attack
                 with torch.autocast(device.type, torch.bfloat16, enabled=cuda):
                     x = adversary.perturb(model, x, y, prep)
+            x, y_a, y_b, lam = cutmix(x, y, protocol.cutmix_prob, protocol.cutmix_beta, mix_rng)
             with torch.autocast(device.type, torch.bfloat16, enabled=cuda):
                 logits = net(prep(x))
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y_a)
+            if lam < 1:
+                loss = lam * loss + (1 - lam) * F.cross_entropy(logits.float(), y_b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if protocol.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), protocol.grad_clip)
             opt.step()
             sched.step()
             seen += len(y)
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
+        if distributed:
+            seen, correct, loss_sum = _sync_ranks(model, seen, correct, loss_sum)
         acc = evaluate(model, test_images, test_labels, config.test_batch_size, prep,
                        test_transform, amp=cuda)
         history.test_accuracy.append(acc)

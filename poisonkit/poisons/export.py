@@ -1,22 +1,38 @@
-"""Writes a poisoned copy of a dataset plus a manifest (method, parameters, a hash of the
-key, package version, per-split counts).
+"""Writes a poisoned copy of a dataset, a public manifest, and the owner's private key file.
 
-Sources: an .npz (x_train, y_train, x_test, y_test; the training split is poisoned, the
-test split copied) or an ImageFolder directory (every image poisoned, sample index = its
-position in ImageFolder's sorted order). Outputs: .npz (npz sources) or a PNG ImageFolder
-(format='png'). The whole output folder is written under a hidden temporary name beside
-it and renamed into place at the end, so an interrupted or killed export leaves the
-destination absent or complete, never partial; the next run clears its leftovers. The
-source is never overwritten.
+Sources: an .npz (x_train, y_train, x_test, y_test: the training split is poisoned, the
+test split copied) or an ImageFolder: a split root with train/ and test/ (or val/)
+(train poisoned, the others copied, the layout kept) or a folder of class folders (every
+image poisoned). Sample index = position in the training split (ImageFolder's sorted
+order). Outputs: .npz (npz sources) or PNG ImageFolder trees (format='png').
+
+Safety (issue 14):
+- Everything is checked before any work: labels (integers in [0, K), test classes among
+  the training classes), options, the output path, PNG name collisions.
+- The folder is written under a staging name owned by this run, under a lock on the
+  destination, and renamed into place (poisonkit._staging): a killed run leaves the
+  destination absent or complete, and concurrent runs to other destinations are untouched.
+- The published folder holds the data and manifest.json only. The key (128 random bits
+  by default) and every per-class secret (AR coefficients, blur kernels, ...) go to a key
+  file beside the folder (mode 0600, path printed); the manifest holds a salted scrypt
+  check of the key and a dataset id that the key file repeats (poisonkit.keys).
+- The manifest's counts are the files actually written, checked before publishing.
+
+Methods register with `register_method(name)`: a factory(ctx: ExportContext, **options)
+returning an ExportPoison (apply, public parameters, secrets for the key file).
 """
 from __future__ import annotations
 
-import hashlib
+import inspect
 import json
 import os
-import shutil
+import secrets
+import sys
+import warnings
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import PIL.Image
@@ -24,113 +40,230 @@ import torch
 from torchvision.transforms.v2 import functional as F
 from tqdm import tqdm
 
+from .. import keys as keymod
+from .._labels import check_labels
+from .._outputs import check_inputs_apart
+from .._staging import Staging
 from ..data import load_npz
+from ..image_folders import list_samples, split_folders, stem_collisions
 
-METHODS = ("ar", "classwise-blur", "em", "em-class", "tap")
-# Crafted by optimisation on the whole training split (its parameters: `options`).
-CRAFTED = ("em", "em-class", "tap")
 FORMATS = ("npz", "png")
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 2
 
 
-def key_hash(key: int) -> str:
-    """A short SHA-256 of the key, so a manifest identifies a key without revealing it."""
-    return hashlib.sha256(str(int(key)).encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class ExportContext:
+    """What a method factory may use: the class count, the owner's 128-bit key, and the
+    training split when it is in memory (npz sources; None for ImageFolders)."""
+    num_classes: int
+    key: int
+    train_images: torch.Tensor | None = None
+    train_labels: torch.Tensor | None = None
 
 
-def _staging_names(out_dir: Path) -> tuple[Path, Path]:
-    """(the folder an export writes into, where an earlier copy waits while replaced)."""
-    tag = f"{out_dir.name}.{os.getpid()}"
-    return out_dir.with_name(f".{tag}.partial"), out_dir.with_name(f".{tag}.old")
+@dataclass
+class ExportPoison:
+    """apply(images uint8 NCHW, labels int64 [N], indices int64 [N]) -> poisoned images;
+    public: parameters safe to publish; secrets: JSON-able per-class parameters that would
+    let anyone regenerate the perturbation (written to the key file only)."""
+    apply: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    public: dict
+    secrets: dict
 
 
-def _clear_leftovers(out_dir: Path) -> None:
-    """Removes what killed exports into out_dir left beside it."""
-    for pattern in (f".{out_dir.name}.*.partial", f".{out_dir.name}.*.old"):
-        for leftover in out_dir.parent.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
+METHODS: dict[str, Callable[..., ExportPoison]] = {}
 
 
-def _publish(stage: Path, out_dir: Path, old: Path) -> None:
-    """Moves the finished folder into place; an earlier copy is moved aside first and
-    removed only afterwards (a kill in between leaves out_dir absent, not partial)."""
-    if out_dir.exists():
-        out_dir.rename(old)
-    stage.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+def register_method(name: str):
+    def deco(factory):
+        METHODS[name] = factory
+        return factory
+    return deco
 
 
-def _crafted_spec(method: str, options: str, key: int, out_dir: Path) -> str:
-    """The eval-condition spec of a crafted poison, checked before any work; its private
-    checkpoint (state=) must not sit in the published folder."""
-    from ..eval.conditions import check_spec, parse_spec
-    spec = f"{method}:{','.join(filter(None, [options, f'key={key}']))}"
-    state = parse_spec(spec)[2].get("state")
-    if state is not None and out_dir in Path(str(state)).resolve().parents:
-        raise ValueError(f"options: state={state} lies inside the published folder {out_dir}; "
-                         "the crafting checkpoint holds the secret perturbation, keep it elsewhere")
-    check_spec("poison", spec)
-    return spec
+@register_method("ar")
+def _ar(ctx: ExportContext, eps: float = 1.0, p: float | str = 2.0, crop: int = 4,
+        seed: int | None = None, coefficients: str | None = None) -> ExportPoison:
+    """AR (DESIGN 3.1). Coefficients: a saved set, or sampled with `seed` (by default a
+    seed derived from the key, so they are as secret as the key)."""
+    from ..transforms import ARPoison
+    from .ar import ARCoefficients, sample_coefficients
+    if coefficients:
+        coeffs = ARCoefficients.load(coefficients)
+    else:
+        seed = keymod.derived_seed(ctx.key, "ar-coefficients") if seed is None else seed
+        coeffs = sample_coefficients(ctx.num_classes, seed=seed, progress=False)
+    if coeffs.num_classes < ctx.num_classes:
+        raise ValueError(f"coefficients: {coeffs.num_classes} classes, but the labels need "
+                         f"{ctx.num_classes}")
+    poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=keymod.philox_key(ctx.key))
+    return ExportPoison(lambda x, y, i: poison(x, y, i)[0],
+                        {"eps": poison.eps, "p": str(poison.p), "crop": crop},
+                        {"ar_coefficients": coeffs.coeffs.tolist(),
+                         "coefficients_metadata": coeffs.metadata})
 
 
-def _make_poison(method: str, num_classes: int, out_dir: Path, key: int, eps: float, p: float,
-                 crop: int, seed: int, coefficients: str | None, source=None, spec: str = ""):
-    """(function images, labels, indices -> images, parameters for the manifest)."""
-    if method in CRAFTED:
-        from ..eval.conditions import Context, make_poison, parse_spec
-        x, y = source.splits["x_train"], source.splits["y_train"]
-        apply = make_poison(spec, Context(num_classes, tuple(x.shape[1:]), 0, x, y))
-        options = {k: v for k, v in parse_spec(spec)[2].items() if k not in ("key", "state")}
-        return apply, {"options": options, "key_sha256": key_hash(key)}
-    if method == "ar":
-        from ..transforms import ARPoison
-        from .ar import ARCoefficients, sample_coefficients
-        coeffs = (ARCoefficients.load(coefficients) if coefficients
-                  else sample_coefficients(num_classes, seed=seed))
-        if coeffs.num_classes < num_classes:
-            raise ValueError(f"coefficients: {coeffs.num_classes} classes, but the labels need "
-                             f"{num_classes}")
-        poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=key)
-        saved = coeffs.save(out_dir / "ar_coefficients.pt")
-        params = {"eps": eps, "p": str(p), "crop": crop, "key_sha256": key_hash(key),
-                  "coefficients": saved.name, "coefficients_metadata": coeffs.metadata}
-        return lambda x, y, i: poison(x, y, i)[0], params
+@register_method("classwise-blur")
+def _classwise_blur(ctx: ExportContext, seed: int | None = None,
+                    blur_parameter: float = 0.3) -> ExportPoison:
+    """Class-wise blur (DESIGN 3.2). Kernels drawn as the reference does from `seed`; by
+    default from 128 key-derived bits (seed 0 gives the reference's published kernels)."""
     from ..transforms import ClasswiseBlur
-    poison = ClasswiseBlur(num_classes, seed=seed)
-    return lambda x, y, i: poison(x, y)[0], {"seed": seed, "num_classes": num_classes}
+    if seed is None:  # numpy's legacy seeding takes 32-bit words
+        bits = keymod.derived_seed(ctx.key, "classwise-blur-kernels", 128)
+        seed = [(bits >> (32 * w)) & 0xFFFFFFFF for w in range(4)]
+    elif seed == 0:
+        warnings.warn("seed 0 gives the reference's published kernels: anyone can recreate "
+                      "them", stacklevel=2)
+    blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=seed)
+    return ExportPoison(lambda x, y, i: blur(x, y)[0],
+                        {"blur_parameter": blur_parameter, "kernel_size": blur.kernels.shape[-1]},
+                        {"blur_kernels": blur.kernels.tolist(), "seed": seed})
 
+
+def _crafted(ctx: ExportContext, spec: str, state: str | None, options: dict) -> ExportPoison:
+    """EM / TAP through their eval conditions, crafted on the in-memory training split.
+    The perturbation is the secret; it lives in the private crafting checkpoint `state`
+    (never inside the published folder), too large for the key file."""
+    from ..eval.conditions import Context, make_poison
+    if ctx.train_images is None:
+        raise ValueError(f"data: {spec} is crafted on a whole .npz training split; got a folder")
+    params = ",".join(f"{k}={v}" for k, v in {**options, "state": state}.items() if v is not None)
+    apply = make_poison(f"{spec}:{params},key={ctx.key}", Context(
+        ctx.num_classes, tuple(ctx.train_images.shape[1:]), 0, ctx.train_images,
+        ctx.train_labels))
+    return ExportPoison(apply, {k: v for k, v in options.items() if v is not None},
+                        {"crafting_state": state})
+
+
+@register_method("em")
+def _em(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
+        max_iterations: int | None = None, model: str | None = None,
+        state: str | None = None) -> ExportPoison:
+    """Sample-wise error-minimizing noise (DESIGN 3.6); eps in 1/255 (8), state: a private
+    resumable checkpoint."""
+    return _crafted(ctx, "em", state, {"eps": eps, "steps": steps,
+                                       "max_iterations": max_iterations, "model": model})
+
+
+@register_method("em-class")
+def _em_class(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
+              max_iterations: int | None = None, model: str | None = None,
+              state: str | None = None) -> ExportPoison:
+    """Class-wise error-minimizing noise; parameters as em."""
+    return _crafted(ctx, "em-class", state, {"eps": eps, "steps": steps,
+                                             "max_iterations": max_iterations, "model": model})
+
+
+@register_method("tap")
+def _tap(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
+         train_epochs: int | None = None, model: str | None = None,
+         state: str | None = None) -> ExportPoison:
+    """Targeted adversarial poisoning (DESIGN 3.6); eps in 1/255 (8)."""
+    return _crafted(ctx, "tap", state, {"eps": eps, "steps": steps,
+                                        "train_epochs": train_epochs, "model": model})
+
+
+def _make_poison(method: str, ctx: ExportContext, options: dict) -> ExportPoison:
+    factory = METHODS[method]
+    try:
+        inspect.signature(factory).bind(ctx, **options)
+    except TypeError:
+        takes = list(inspect.signature(factory).parameters)[1:]
+        raise ValueError(f"options: method {method!r} takes {takes}, got "
+                         f"{sorted(options)}") from None
+    return factory(ctx, **options)
+
+
+# --- sources ---------------------------------------------------------------------------
 
 class _NpzSource:
-    """Batches of the training split of an .npz; the test split passes through."""
+    """An .npz: the training split in batches; the test split passes through."""
+    layout = "npz"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, num_classes: int | None):
         self.splits = load_npz(path)
-        self.classes = [str(k) for k in range(int(self.splits["y_train"].max()) + 1)]
+        self.num_classes = check_labels(self.splits["y_train"], self.splits["y_test"],
+                                        num_classes)
+        self.classes = [str(k) for k in range(self.num_classes)]
         self.counts = {"train": len(self.splits["x_train"]), "test": len(self.splits["x_test"])}
 
-    def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def context(self, key: int) -> ExportContext:
+        return ExportContext(self.num_classes, key, self.splits["x_train"], self.splits["y_train"])
+
+    def train_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         x, y = self.splits["x_train"], self.splits["y_train"]
         for start in range(0, len(x), batch_size):
             stop = min(start + batch_size, len(x))
             yield x[start:stop], y[start:stop], torch.arange(start, stop)
 
+    def copied(self, split: str) -> Iterator[tuple[torch.Tensor, int, str]]:
+        for i, (image, label) in enumerate(zip(self.splits["x_test"], self.splits["y_test"].tolist())):
+            yield image, label, f"{i:07d}"
+
+    def train_names(self) -> Callable[[int], str]:
+        return lambda i: f"{i:07d}"
+
+    def split_dir(self, split: str) -> Path:
+        return Path(split)
+
+
+def _read_rgb(path: Path) -> torch.Tensor:
+    try:
+        with PIL.Image.open(path) as image:
+            return F.pil_to_tensor(image.convert("RGB"))
+    except OSError as e:  # PIL's UnidentifiedImageError and truncated files
+        raise ValueError(f"data: cannot read image {path} ({e})") from e
+
 
 class _FolderSource:
-    """One image at a time from an ImageFolder (images may differ in size)."""
+    """An ImageFolder: a split root (train/ + test/ or val/) or a folder of class folders,
+    one image at a time (sizes may differ). Output keeps each file's relative path, with
+    .png for its extension."""
 
-    def __init__(self, path: Path):
-        from torchvision.datasets import ImageFolder
-        self.folder = ImageFolder(str(path))
-        self.classes = self.folder.classes
-        self.counts = {"train": len(self.folder.samples)}
+    def __init__(self, path: Path, num_classes: int | None):
+        splits = split_folders(path)
+        self.layout = "classes" if splits is None else "splits"
+        self.roots = {"train": path} if splits is None else splits
+        self.samples = {}
+        self.samples["train"], self.classes = list_samples(self.roots["train"])
+        for split, root in self.roots.items():
+            if split != "train":
+                self.samples[split], _ = list_samples(root, self.classes)
+        if not self.samples["train"]:
+            raise ValueError(f"data: {self.roots['train']} holds no images")
+        collisions = [group for split in self.roots
+                      for group in stem_collisions(self.samples[split], self.roots[split])]
+        if collisions:
+            shown = "; ".join(", ".join(g) for g in collisions[:10])
+            raise ValueError(f"data: {len(collisions)} groups of files share a folder and stem "
+                             f"and would be written to the same PNG ({shown}); rename them")
+        self.num_classes = check_labels(np.array([y for _, y in self.samples["train"]]),
+                                        None, len(self.classes) if num_classes is None
+                                        else num_classes)
+        self.counts = {split: len(s) for split, s in self.samples.items()}
 
-    def batches(self, batch_size: int):
-        for index, (path, label) in enumerate(self.folder.samples):
-            with PIL.Image.open(path) as image:
-                x = F.pil_to_tensor(image.convert("RGB"))
-            yield x[None], torch.tensor([label]), torch.tensor([index])
+    def context(self, key: int) -> ExportContext:
+        return ExportContext(self.num_classes, key)
 
-    def name_of(self, index: int) -> str:
-        return Path(self.folder.samples[index][0]).stem
+    def train_batches(self, batch_size: int):
+        for index, (path, label) in enumerate(self.samples["train"]):
+            yield _read_rgb(path)[None], torch.tensor([label]), torch.tensor([index])
+
+    def copied(self, split: str):
+        for path, label in self.samples[split]:
+            yield _read_rgb(path), label, self._rel(split, path)
+
+    def _rel(self, split: str, path: Path) -> str:
+        """Path below the class folder, without extension."""
+        return str(Path(*path.relative_to(self.roots[split]).parts[1:]).with_suffix(""))
+
+    def train_names(self) -> Callable[[int], str]:
+        return lambda i: self._rel("train", self.samples["train"][i][0])
+
+    def split_dir(self, split: str) -> Path:
+        return Path(split) if self.layout == "splits" else Path()
 
 
 def _save_png(image: torch.Tensor, path: Path) -> None:
@@ -138,19 +271,77 @@ def _save_png(image: torch.Tensor, path: Path) -> None:
     F.to_pil_image(image).save(path, format="PNG")
 
 
+# --- checks before any work ----------------------------------------------------------
+
+def _check_destination(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"out: {out_dir} is an existing file; expected a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not (out_dir / MANIFEST).is_file():
+            raise ValueError(f"out: {out_dir} is a non-empty folder that is not a poisoned "
+                             "copy; the export replaces the whole folder, so give a new or "
+                             "empty one")
+        if not force:
+            raise FileExistsError(f"out: {out_dir} already holds a poisoned copy; pass "
+                                  "force=True (--force) to replace it")
+    probe = out_dir.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(f"out: {probe} is not writable")
+
+
+def _check_key_file(key_file: Path, out_dir: Path, src: Path, force: bool) -> None:
+    check_inputs_apart(key_file, [src], what="key_file")
+    if key_file == out_dir or out_dir in key_file.parents:
+        raise ValueError(f"key_file: {key_file} is inside the published folder {out_dir}; "
+                         "the key must be kept apart from the data")
+    if key_file.is_dir():
+        raise IsADirectoryError(f"key_file: {key_file} is a folder; expected a file name")
+    if key_file.exists() and not force and not _orphan_key_file(key_file, out_dir):
+        raise FileExistsError(f"key_file: {key_file} exists (the key of another copy?); "
+                              "pass --force or another --key-file")
+
+
+def _orphan_key_file(key_file: Path, out_dir: Path) -> bool:
+    """A key file a killed export to out_dir left behind: its dataset was never published."""
+    try:
+        record = keymod.read_key_file(key_file)
+        manifest = json.loads((out_dir / MANIFEST).read_text()) if out_dir.is_dir() else {}
+    except (OSError, ValueError):
+        return False
+    return (record.get("destination") == str(out_dir)
+            and record.get("dataset_id") != manifest.get("dataset_id"))
+
+
+def default_key_file(out_dir: str | os.PathLike) -> Path:
+    """Where the key goes when no key_file is given: beside the published folder."""
+    out_dir = Path(out_dir).resolve()
+    return out_dir.with_name(f"{out_dir.name}.key.json")
+
+
+# --- the export ----------------------------------------------------------------------
+
 def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: str = "ar",
-                   fmt: str | None = None, key: int = 0, eps: float = 1.0, p: float = 2.0,
-                   crop: int = 4, seed: int = 0, coefficients: str | None = None,
+                   fmt: str | None = None, key: int | None = None,
+                   key_file: str | os.PathLike | None = None, num_classes: int | None = None,
                    batch_size: int = 1024, force: bool = False, progress: bool = True,
-                   options: str = "") -> Path:
+                   **options) -> Path:
     """Writes the poisoned copy of `data` into out_dir and returns its path
-    (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json.
-    options: parameters of a crafted method (em, em-class, tap) as the eval condition
-    takes them, 'steps=5,state=PRIVATE/em.pt' (eps and step in 1/255)."""
+    (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json, and the
+    key file (default: default_key_file(out_dir)). key: None draws 128 random bits.
+    options: the method's parameters (AR: eps, p, crop, seed, coefficients; classwise-blur:
+    seed, blur_parameter)."""
     if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+        raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    if key is None:
+        key = keymod.new_key()
+    elif keymod.check_key(key).bit_length() < 64:
+        warnings.warn(f"key: a {key.bit_length()}-bit key can be guessed, and with it the "
+                      "perturbation regenerated; leave the key out for 128 random bits",
+                      stacklevel=2)
     src = Path(data).resolve()
     if not src.exists():
         raise FileNotFoundError(f"data: no such file or folder {src}")
@@ -158,74 +349,86 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     fmt = fmt or ("png" if is_folder else "npz")
     if fmt not in FORMATS:
         raise ValueError(f"format: expected one of {FORMATS}, got {fmt!r}")
-    if method in CRAFTED and is_folder:
-        raise ValueError(f"data: {method} is crafted on a whole .npz training split; got a folder")
     if is_folder and fmt == "npz":
         raise ValueError("format: an ImageFolder source can only be written as 'png'")
     if not is_folder and src.suffix != ".npz":
         raise ValueError(f"data: expected an .npz file or an ImageFolder directory, got {src}")
     out_dir = Path(out_dir).resolve()
     out = out_dir / (src.name if fmt == "npz" else src.stem)
-    if out == src or src in out.parents or (is_folder and src in out_dir.parents):
-        raise ValueError(f"out: {out} would overwrite or sit inside the source {src}; "
-                         "refusing")
-    if not force and (out.exists() or (out_dir / "manifest.json").exists()):
-        raise FileExistsError(f"out: {out_dir} already holds a poisoned copy; pass force=True "
-                              "(--force) to replace it")
-    ours = {out.name, "manifest.json", "ar_coefficients.pt"}
-    if out_dir.is_dir() and any(entry.name not in ours for entry in out_dir.iterdir()):
-        raise ValueError(f"out: {out_dir} holds files other than a poisoned copy; the export "
-                         "replaces the whole folder, so give a new or empty one")
+    # the crafting checkpoint of EM / TAP holds the perturbation: never in the published folder
+    check_inputs_apart(out_dir, [src] + [options["state"]] * bool(options.get("state")))
+    _check_destination(out_dir, force)
+    key_file = Path(key_file).resolve() if key_file is not None else default_key_file(out_dir)
+    _check_key_file(key_file, out_dir, src, force)
 
-    spec = _crafted_spec(method, options, key, out_dir) if method in CRAFTED else ""
-    source = _FolderSource(src) if is_folder else _NpzSource(src)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _clear_leftovers(out_dir)
-    stage, old = _staging_names(out_dir)
-    stage.mkdir()
-    try:
-        _write_copy(source, stage, stage / out.name, src, fmt, is_folder, method, key, eps, p,
-                    crop, seed, coefficients, batch_size, progress, spec)
-        _publish(stage, out_dir, old)
-    except BaseException:  # KeyboardInterrupt (SIGINT) included: nothing partial stays
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+    source = _FolderSource(src, num_classes) if is_folder else _NpzSource(src, num_classes)
+    poison = _make_poison(method, source.context(key), options)
+    dataset_id = secrets.token_hex(16)
+    manifest = {"manifest_version": MANIFEST_VERSION, "method": method, "source": src.name,
+                "output": out.name, "format": fmt, "layout": source.layout,
+                "num_classes": source.num_classes, "parameters": poison.public,
+                "dataset_id": dataset_id, "key_check": keymod.key_check(key),
+                "poisoned_splits": ["train"]}
+    with Staging(out_dir) as stage:
+        counts = _write_copy(source, poison, stage.path / out.name, fmt, batch_size, progress,
+                             method)
+        if counts != source.counts:
+            raise RuntimeError(f"export: wrote {counts} images but the source holds "
+                               f"{source.counts}; nothing was published")
+        from .. import __version__
+        (stage.path / MANIFEST).write_text(json.dumps(
+            {**manifest, "counts": counts, "poisonkit_version": __version__}, indent=2))
+        keymod.write_key_file(key_file, {
+            "key": key, "dataset_id": dataset_id, "destination": str(out_dir),
+            "method": method, "philox_key": hex(keymod.philox_key(key)),
+            "parameters": poison.public, "secrets": poison.secrets})
+        stage.publish()
+    print(f"key file (keep it private; it regenerates the perturbation): {key_file}",
+          file=sys.stderr)
     return out
 
 
-def _write_copy(source, stage: Path, out: Path, src: Path, fmt: str, is_folder: bool,
-                method: str, key: int, eps: float, p: float, crop: int, seed: int,
-                coefficients: str | None, batch_size: int, progress: bool, spec: str) -> None:
-    """Writes the poisoned copy, its coefficients (AR) and the manifest into stage."""
-    apply, params = _make_poison(method, len(source.classes), stage, key, eps, p, crop, seed,
-                                 coefficients, source, spec)
+def _write_copy(source, poison: ExportPoison, out: Path, fmt: str, batch_size: int,
+                progress: bool, method: str) -> dict:
+    """Writes the poisoned copy to `out`; returns the image counts found in what was written."""
     poisoned = []
-    total = source.counts["train"]
-    with tqdm(total=total, desc=f"poison ({method})", unit="img", disable=not progress) as bar:
-        for x, y, idx in source.batches(batch_size):
-            z = apply(x, y, idx)
+    name_of = source.train_names()
+    train_dir = source.split_dir("train")
+    with tqdm(total=source.counts["train"], desc=f"poison ({method})", unit="img",
+              disable=not progress) as bar:
+        for x, y, idx in source.train_batches(batch_size):
+            z = poison.apply(x, y, idx)
             if fmt == "npz":
                 poisoned.append(z)
             else:
                 for image, label, i in zip(z, y.tolist(), idx.tolist()):
-                    name = source.name_of(i) if is_folder else f"{i:07d}"
-                    split = Path() if is_folder else Path("train")
-                    _save_png(image, out / split / source.classes[label] / f"{name}.png")
+                    _save_png(image, out / train_dir / source.classes[label] / f"{name_of(i)}.png")
             bar.update(len(x))
     if fmt == "npz":
         splits = source.splits
-        arrays = {"x_train": torch.cat(poisoned).permute(0, 2, 3, 1).numpy(),
-                  "y_train": splits["y_train"].numpy(),
-                  "x_test": splits["x_test"].permute(0, 2, 3, 1).numpy(),
-                  "y_test": splits["y_test"].numpy()}
         with open(out, "wb") as f:
-            np.savez(f, **arrays)
-    elif not is_folder:  # the clean test split of an npz, as PNGs beside the poisoned train
-        for i, (image, label) in enumerate(zip(source.splits["x_test"],
-                                               source.splits["y_test"].tolist())):
-            _save_png(image, out / "test" / source.classes[label] / f"{i:07d}.png")
-    from .. import __version__
-    manifest = {"method": method, "source": str(src), "output": out.name, "format": fmt,
-                "parameters": params, "poisonkit_version": __version__,
-                "counts": source.counts, "poisoned_splits": ["train"]}
-    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            np.savez(f, x_train=torch.cat(poisoned).permute(0, 2, 3, 1).numpy(),
+                     y_train=splits["y_train"].numpy(),
+                     x_test=splits["x_test"].permute(0, 2, 3, 1).numpy(),
+                     y_test=splits["y_test"].numpy())
+        return _npz_counts(out)
+    for split in source.counts:
+        if split != "train":
+            for image, label, name in source.copied(split):
+                _save_png(image, out / source.split_dir(split) / source.classes[label] / f"{name}.png")
+    return {split: sum(1 for _ in (out / source.split_dir(split)).rglob("*.png"))
+            for split in source.counts}
+
+
+def _npz_counts(path: Path) -> dict:
+    """Rows of x_train / x_test in a written .npz, read from the array headers."""
+    counts = {}
+    with zipfile.ZipFile(path) as z:
+        for split in ("train", "test"):
+            with z.open(f"x_{split}.npy") as f:
+                version = np.lib.format.read_magic(f)
+                header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                counts[split] = header(f)[0][0]
+    return counts
+

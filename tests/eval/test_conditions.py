@@ -49,18 +49,21 @@ def test_ar_poison_is_keyed_by_sample_index(batch):
     x, y = batch
     i = torch.arange(len(x))
     poisoned = make_poison("ar", CTX)(x, y, i)
-    assert torch.equal(poisoned, ARPoison(10, key=0, seed=0)(x, y, i)[0])
+    # the reference's published coefficients by default, a sampled set on request
+    assert torch.equal(poisoned, ARPoison.preset("cifar10-published")(x, y, i)[0])
+    assert torch.equal(make_poison("ar:coefficients=sampled", CTX)(x, y, i),
+                       ARPoison(10, key=0, seed=0)(x, y, i)[0])
     # the same sample at another position in the set gets another perturbation
     assert not torch.equal(make_poison("ar", CTX)(x, y, i + 1), poisoned)
     assert not torch.equal(make_poison("ar:key=3", CTX)(x, y, i), poisoned)
 
 
-def test_every_defense_keeps_the_image_geometry(batch):
+def test_every_defense_keeps_the_image_geometry_or_a_valid_filter_size(batch):
     x, y = batch
     ctx = Context(num_classes=10, image_shape=(3, 32, 32), train_images=x, train_labels=y)
     for name in DEFENSES:
         out = make_defense(name, ctx)(x)
-        assert out.shape == x.shape, name
+        assert out.shape in (x.shape, (12, 3, 30, 30)), name
         assert out.dtype in (torch.uint8, torch.float32), name
 
 
@@ -69,11 +72,21 @@ def test_no_defense_is_the_identity(batch):
     assert torch.equal(d(batch[0]), batch[0]) and d.adversary is None and not d.apply_to_test
 
 
-def test_ssk_is_valid_sharpening_reflect_padded_back(batch):
+def test_ssk_is_valid_sharpening_left_for_the_crop_to_pad(batch):
     x, _ = batch
     out = make_defense("ssk", CTX)(x)
-    valid = Sharpen(padding="valid")(x.float() / 255)
-    torch.testing.assert_close(out, F.pad(valid, (1, 1, 1, 1), mode="reflect"))
+    torch.testing.assert_close(out, Sharpen(padding="valid")(x.float() / 255))
+    assert make_defense("ssk", CTX).protocol == "rskff"
+
+
+def test_rsk_ff_reflect_variant_pads_back_and_the_reference_does_not(batch):
+    x, _ = batch
+    torch.manual_seed(3)
+    ref = make_defense("rsk+ff", CTX)(x)
+    torch.manual_seed(3)
+    variant = make_defense("rsk+ff-reflect", CTX)(x)
+    assert ref.shape == (12, 3, 30, 30) and variant.shape == x.shape
+    torch.testing.assert_close(variant, F.pad(ref, (1, 1, 1, 1), mode="reflect"))
 
 
 def test_rsk_draws_fresh_kernels_at_every_call(batch):
@@ -81,7 +94,7 @@ def test_rsk_draws_fresh_kernels_at_every_call(batch):
     d = make_defense("rsk", CTX)
     a, b = d(x), d(x)
     assert a.dtype == torch.float32 and not torch.equal(a, b)
-    assert (a - x / 255).abs().mean() < 0.1  # a sharpened image, not noise
+    assert (a - x[..., 1:-1, 1:-1] / 255).abs().mean() < 0.1  # a sharpened image, not noise
 
 
 def test_jpeg_defense(batch):
@@ -90,13 +103,16 @@ def test_jpeg_defense(batch):
     assert torch.equal(make_defense("jpeg", CTX)(x), jpeg_roundtrip(x, 10))
 
 
-def test_grayscale_defense_applies_to_test_images_too(batch):
+def test_grayscale_defense_is_pil_grayscale_on_training_images_only_by_default(batch):
+    import numpy as np
+    from PIL import Image
     x, _ = batch
     d = make_defense("grayscale", CTX)
     out = d(x)
-    assert d.apply_to_test and torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
-    ref = (0.2989 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).round()
-    assert (out[:, 0].float() - ref).abs().max() <= 1
+    assert not d.apply_to_test and d.protocol == "iss" and make_defense("grayscale:test=1", CTX).apply_to_test
+    for img, got in zip(x, out):  # the reference's transforms.Grayscale(3) on a PIL image
+        pil = Image.fromarray(img.permute(1, 2, 0).numpy()).convert("L").convert("RGB")
+        assert torch.equal(got, torch.from_numpy(np.array(pil)).permute(2, 0, 1))
 
 
 def test_pgd_defense_is_an_adversary_with_pixel_units(batch):
@@ -106,10 +122,21 @@ def test_pgd_defense_is_an_adversary_with_pixel_units(batch):
     assert make_defense("pgd", CTX).adversary.eps == pytest.approx(8 / 255)
 
 
-def test_defense_pads_a_smaller_output_back_with_reflection():
+def test_pgd_presets_are_the_reference_attacks_and_protocols():
+    cuda, madry = make_defense("pgd:cuda", CTX), make_defense("pgd:madry", CTX)
+    assert (cuda.adversary.eps, cuda.adversary.step, cuda.adversary.steps, cuda.adversary.start) == \
+        (0.015, pytest.approx(0.015 / 10 * 1.5), 10, "uniform") and cuda.protocol == "cuda"
+    assert (madry.adversary.eps, madry.adversary.step, madry.adversary.start) == (0.031, 0.007, "gaussian")
+    assert madry.protocol == "iss" and make_defense("pgd:cuda,steps=5", CTX).adversary.steps == 5
+    with pytest.raises(ConditionError, match="preset"):
+        make_defense("pgd:fgsm", CTX)
+
+
+def test_defense_pads_a_smaller_output_back_only_when_asked():
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
-    out = Defense(lambda b: b[..., 1:-1, 1:-1])(x)
+    out = Defense(lambda b: b[..., 1:-1, 1:-1], restore="reflect")(x)
     torch.testing.assert_close(out, F.pad(x[..., 1:-1, 1:-1], (1, 1, 1, 1), mode="reflect"))
+    assert Defense(lambda b: b[..., 1:-1, 1:-1])(x).shape == (2, 3, 4, 4)
 
 
 def test_unknown_names_are_errors():
@@ -140,6 +167,8 @@ def test_projection_defense_removes_the_fitted_span(batch, tmp_path):
     defense = make_defense("projection:epochs=2", ctx)
     out = defense(x)
     assert out.dtype == torch.float32 and not make_defense("projection", ctx).apply_to_test
+    assert make_defense("projection:epochs=1", ctx).protocol == "projection-step2"
+    assert make_defense("projection:epochs=1,recipe=0", ctx).protocol == "harness"
     projection = fit((x, y), 10, epochs=2, seed=0, progress=False)
     # the linear model's train accuracy goes into the run's result, beside the accuracy
     assert defense.info == {"linear_train_accuracy": projection.train_accuracy}

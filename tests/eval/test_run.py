@@ -92,7 +92,7 @@ def test_matrix_writes_a_complete_report_and_resumes(tiny, tmp_path, monkeypatch
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert files == ["README.md", "curves.png", "examples.png", "results.json",
                      "runs/blur__jpeg-10.json", "runs/blur__none.json",
-                     "runs/none__none.json"]
+                     "runs/none__none.json", "speed.png"]
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["schema"] == report.MATRIX_SCHEMA
     assert [report.validate_result(r) for r in saved["runs"]] == results

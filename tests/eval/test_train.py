@@ -4,7 +4,8 @@ import torch
 
 from poisonkit.data import PoisonedTensorDataset, make_loader, synthetic_images
 from poisonkit.eval.models import build_model
-from poisonkit.eval.train import History, TrainConfig, evaluate, lr_factor, train
+from poisonkit.eval.train import (History, TrainConfig, epochs_to, evaluate, lr_factor, multistep_factor,
+                                  train)
 
 
 def test_peak_is_the_first_maximum_and_final_the_last_epoch():
@@ -52,3 +53,31 @@ def test_tiny_training_run_records_every_epoch():
     for series in (h.test_accuracy, h.train_accuracy, h.train_loss, h.epoch_seconds):
         assert len(series) == 2
     assert all(0 <= a <= 1 for a in h.test_accuracy + h.train_accuracy)
+
+
+def test_multistep_schedule_is_the_step2_recipe():
+    f = [multistep_factor(s, 10, 50) for s in range(0, 500, 10)]  # one value per epoch
+    assert f[:25] == [1.0] * 25 and f[25:37] == [pytest.approx(0.1)] * 12 and f[37:] == [pytest.approx(0.01)] * 13
+
+
+def test_epochs_to_thresholds():
+    assert epochs_to([0.5, 0.91, 0.995], 0.9) == 2 and epochs_to([0.5, 0.91, 0.995], 0.99) == 3
+    assert epochs_to([0.5], 0.99) is None
+
+
+def test_protocol_gradient_clipping_and_cutmix_are_applied(monkeypatch):
+    from poisonkit.eval import protocols
+    clipped = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, m: clipped.append(m) or real(p, m))
+    torch.manual_seed(0)
+    x, y = synthetic_images(64)
+    loader = make_loader(PoisonedTensorDataset(x, y), batch_size=32, shuffle=True)
+    config = TrainConfig(epochs=1, batch_size=32)
+    train(build_model("small", 10), loader, x[:16], y[:16], config, torch.device("cpu"), verbose=False,
+          protocol=protocols.RSKFF)
+    assert clipped == [5.0, 5.0]
+    clipped.clear()
+    h = train(build_model("small", 10), loader, x[:16], y[:16], config, torch.device("cpu"), verbose=False,
+              protocol=protocols.PROJECTION_STEP2)
+    assert clipped == [] and len(h.train_loss) == 1

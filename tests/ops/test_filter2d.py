@@ -1,5 +1,5 @@
 """filter2d against an independent float64 reference (per-image conv2d), every padding,
-dtype, layout and kernel size; opcheck and torch.compile; bad input."""
+dtype, layout and kernel size, on CPU and CUDA; opcheck and torch.compile; bad input."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from poisonkit import ops
+from tests.conftest import requires_cuda
 
 TORCH_PAD = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}
 
@@ -199,3 +200,36 @@ def test_too_small_for_padding():
 def test_not_a_tensor():
     with pytest.raises(TypeError, match="torch.Tensors"):
         ops.filter2d([[0.0]], torch.ones(1, 3, 3))
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("padding", ["zeros", "reflect", "replicate", "valid"])
+@pytest.mark.parametrize("normalize,rounding", [("none", "nearest"), ("max", "truncate")])
+def test_cuda_matches_reference(dtype, padding, normalize, rounding, gen):
+    x = make_input(dtype, (64, 3, 33, 40), gen)
+    w = torch.randn(64, 3, 5, 5, generator=gen) * 0.3 + (normalize == "max")
+    out = ops.filter2d(x.cuda(), w.cuda(), padding=padding, normalize=normalize, rounding=rounding)
+    assert out.device.type == "cuda"
+    assert_matches(out.cpu(), reference(x, w, padding, normalize, rounding))
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_cuda_layouts_side_stream_and_opcheck(dtype, cifar):
+    x = cifar["x_train"][:512]
+    x = x if dtype == torch.uint8 else x.float() / 255
+    k = torch.tensor([[0, -0.375, 0], [-0.375, 2.5, -0.375], [0, -0.375, 0]])
+    w = k.expand(len(x), 3, 3).contiguous()
+    cpu = ops.filter2d(x, w, padding="reflect")
+    xc, wc = x.cuda(), w.cuda()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        outs = [ops.filter2d(xc.contiguous(memory_format=torch.channels_last), wc, padding="reflect"),
+                ops.filter2d(torch.cat([xc, xc], dim=3)[..., :32], wc, padding="reflect")]
+    side.synchronize()
+    for out in outs:
+        assert (out.cpu().float() - cpu.float()).abs().max() <= (1 if dtype == torch.uint8 else 1e-5)
+    torch.library.opcheck(torch.ops.poisonkit.filter2d.default,
+                          (xc[:4], wc[:4], "valid", "max", "truncate", True))
