@@ -356,7 +356,7 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     out_dir = Path(out_dir).resolve()
     out = out_dir / (src.name if fmt == "npz" else src.stem)
     # the crafting checkpoint of EM / TAP holds the perturbation: never in the published folder
-    check_inputs_apart(out_dir, [src] + [options["state"]] * bool(options.get("state")))
+    check_inputs_apart(out_dir, [src] + ([options["state"]] if options.get("state") else []))
     _check_destination(out_dir, force)
     key_file = Path(key_file).resolve() if key_file is not None else default_key_file(out_dir)
     _check_key_file(key_file, out_dir, src, force)
