@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from . import _C  # noqa: F401  (loads the library: runs the TORCH_LIBRARY registrations)
+from ._lowpass_bases import lowpass_factors
 
 PADDINGS = ("zeros", "reflect", "replicate", "valid")
 
@@ -188,7 +189,6 @@ def lowpass(x: torch.Tensor, keep: float = 0.30, basis: str = "dct", shape: str 
     saturated; float output is clamped to [0, 1] unless clamp=False. The basis matrices
     are built once per (size, keep, basis, shape, device) and cached.
     """
-    from .defenses.lowpass import lowpass_factors
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"lowpass: x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() == 3:
@@ -203,3 +203,71 @@ def lowpass(x: torch.Tensor, keep: float = 0.30, basis: str = "dct", shape: str 
 def _lowpass_fake(x, rows, cols, mask, clamp):
     torch._check(x.dim() == 4, lambda: "lowpass: x must be NCHW")
     return x.new_empty(x.shape)
+
+
+# ---- autograd ----
+# filter2d (normalize='none', zero or 'valid' padding), lowpass and project_out are linear
+# in x when they do not clamp: their backward is the same op with the adjoint weights. Every
+# other case, and gradients with respect to weights / bases / coefficients, raises on
+# backward instead of returning a silent None.
+
+def _no_gradient(op: str, why: str):
+    def backward(ctx, *grads):
+        raise RuntimeError(f"{op}: backward is not supported ({why})")
+    return backward
+
+
+def _keep_args(ctx, inputs, output):
+    ctx.args = inputs
+    ctx.weights_need_grad = [isinstance(t, torch.Tensor) and t.requires_grad for t in inputs[1:]]
+
+
+def _refuse_weight_grads(ctx, op: str, names: str) -> None:
+    if any(ctx.weights_need_grad):
+        raise RuntimeError(f"{op}: backward with respect to {names} is not supported (only x)")
+
+
+def _filter2d_backward(ctx, grad):
+    x, weights, padding, normalize, rounding, clamp = ctx.args
+    _refuse_weight_grads(ctx, "filter2d", "weights")
+    if normalize != "none" or clamp or padding not in ("zeros", "valid"):
+        raise RuntimeError("filter2d: backward is defined only where the filter is linear in x: "
+                           "normalize='none', clamp=False and padding 'zeros' or 'valid', got "
+                           f"normalize={normalize!r}, clamp={clamp}, padding={padding!r}")
+    flipped = weights.flip(-1, -2)  # correlation's adjoint: correlation with the flipped kernel
+    if padding == "valid":  # adjoint of 'valid' is the 'full' correlation
+        kh, kw = weights.shape[-2:]
+        grad = torch.nn.functional.pad(grad, (kw - 1, kw - 1, kh - 1, kh - 1))
+    gx = torch.ops.poisonkit.filter2d.default(grad.contiguous(), flipped.contiguous(), padding,
+                                              "none", rounding, False)
+    return gx, None, None, None, None, None
+
+
+def _lowpass_backward(ctx, grad):
+    x, rows, cols, mask, clamp = ctx.args
+    _refuse_weight_grads(ctx, "lowpass", "the basis rows or mask")
+    if clamp:
+        raise RuntimeError("lowpass: backward is defined only for clamp=False (clamping is not linear)")
+    # out = R_H^T (M o (R_H X R_W^T)) R_W is self-adjoint in X
+    return (torch.ops.poisonkit.lowpass.default(grad.contiguous(), rows, cols, mask, False),
+            None, None, None, None)
+
+
+def _project_out_backward(ctx, grad):
+    x, Q, clamp = ctx.args
+    _refuse_weight_grads(ctx, "project_out", "Q")
+    if clamp:
+        raise RuntimeError("project_out: backward is defined only for clamp=False (clamping is not linear)")
+    # I - Q Q^T is symmetric
+    return torch.ops.poisonkit.project_out.default(grad.contiguous(), Q, False), None, None
+
+
+torch.library.register_autograd("poisonkit::filter2d", _filter2d_backward, setup_context=_keep_args)
+torch.library.register_autograd("poisonkit::lowpass", _lowpass_backward, setup_context=_keep_args)
+torch.library.register_autograd("poisonkit::project_out", _project_out_backward,
+                                setup_context=_keep_args)
+for _op in ("ar_generate", "ar_poison", "ar_filter"):
+    torch.library.register_autograd(
+        f"poisonkit::{_op}", _no_gradient(_op, "not implemented for the AR ops, which run in the "
+                                          "data loader"),
+        setup_context=lambda ctx, inputs, output: None)

@@ -267,7 +267,7 @@ def test_ar_perturb_equals_ar_poison_uint8(cifar, ar_coeffs, key, index_dtype):
         lambda images, labels, indices: pkdali.ar_perturb(images, labels, indices, poison),
         {"images": hwc(x), "labels": [np.array([v], np.int64) for v in y.tolist()],
          "indices": [np.array([v], index_dtype) for v in indices.tolist()]}, {"images": "HWC"})
-    expected, _ = poison(x, y, indices)
+    expected = poison.poison_batch(x, y, indices)
     assert not torch.equal(expected, x)
     for i in range(len(x)):
         assert_close(out[i], expected[i].permute(1, 2, 0))
@@ -504,7 +504,7 @@ def test_training_pipeline_ar_poison_follows_sample_indices(cifar, ar_coeffs):
     source = pkdali.BatchSource(x.permute(0, 2, 3, 1).numpy(), y.numpy(), batch_size=4,
                                 shuffle=True, seed=3)
     poison = ARPoison(ar_coeffs, key=2**63 + 11)
-    poisoned, _ = poison(x, y, torch.arange(10))
+    poisoned = poison.poison_batch(x, y, torch.arange(10))
     expected = (poisoned.float() - 127.5) / 127.5
     loader = pkdali.torch_iterator(pkdali.training_pipeline(source, ar_poison=poison,
                                                             mirror=False))

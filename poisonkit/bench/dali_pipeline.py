@@ -55,7 +55,7 @@ def ar_rsk_ff_torch(poison: ARPoison, generator: torch.Generator):
     def run(batch, batch_labels, batch_indices):
         x = nhwc_batch(batch)
         y = torch.from_numpy(np.concatenate(batch_labels)).long()
-        x, _ = poison(x, y, torch.from_numpy(np.concatenate(batch_indices)))
+        x = poison.poison_batch(x, y, torch.from_numpy(np.concatenate(batch_indices)))
         x = ops.filter2d(x, rsk_kernels(len(x), generator=generator), padding="valid")
         return hwc_list(ops.lowpass(x, 0.3))
     return run

@@ -74,7 +74,7 @@ def ar_perturb(images, labels, indices, coefficients, *, eps: float | None = Non
     settings = {"eps": 1.0, "p": 2.0, "crop": 4, "key": 0}
     if isinstance(coefficients, ARPoison):
         settings = {"eps": coefficients.eps, "p": coefficients.p, "crop": coefficients.crop,
-                    "key": coefficients.key}
+                    "key": coefficients.philox_key}
         coefficients = coefficients.coeffs
     if isinstance(coefficients, ARCoefficients):
         coefficients = coefficients.coeffs

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .. import ops
 from .._io import atomic_write
-from .._images import as_image_tensor
+from .._images import as_plain_tensor
 
 FORMAT = "poisonkit.projection"
 VERSION = 1
@@ -125,7 +125,7 @@ def load_training_data(data) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = [], []
         for i in range(len(data)):
             image, label = data[i]
-            images.append(as_image_tensor(image)[0])
+            images.append(as_plain_tensor(image))
             labels.append(int(label))
         if not images:
             raise ValueError("data: the dataset is empty")

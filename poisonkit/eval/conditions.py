@@ -189,7 +189,7 @@ def _no_poison(ctx: Context) -> None:
 def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0) -> Poison:
     """Class-wise blur ('CUDA', DESIGN §3.2); key 0 gives the reference kernels."""
     blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=key)
-    return lambda images, labels, indices: blur(images, labels)[0]
+    return blur.poison_batch
 
 
 @register_poison("ar")
@@ -215,7 +215,7 @@ def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 
             raise ConditionError(f"ar: {coefficients} holds {coeffs.shape[0]} classes, this "
                                  f"dataset has {ctx.num_classes}")
     poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=key, seed=seed)
-    return lambda images, labels, indices: poison(images, labels, indices)[0]
+    return poison.poison_batch
 
 
 def _crafted(ctx: Context, poison) -> Poison:

@@ -21,6 +21,8 @@ from tqdm import tqdm
 
 from .. import ops
 from .._io import atomic_write
+from ..keys import philox_key
+from .base import Poison
 
 # Sum of a channel's 8 raw taps below which the normalisation is refused (it would blow
 # the coefficients up).
@@ -220,3 +222,98 @@ def sample_coefficients(num_classes: int, channels: int = 3, seed: int = 0,
         "poisonkit_version": __version__,
     }
     return ARCoefficients(torch.stack(accepted), metadata)
+
+
+# Per-dataset defaults of the AR poison (DESIGN 3.1): classes, image size, crop, L2 eps.
+# ImageNet-size keeps STL-10's rule of eps proportional to the side (1.0 per 32 pixels).
+AR_PRESETS = {
+    "cifar10": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0},
+    "cifar100": {"num_classes": 100, "size": 32, "crop": 4, "eps": 1.0},
+    "svhn": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0},
+    "stl10": {"num_classes": 10, "size": 96, "crop": 4, "eps": 3.0},
+    "imagenet": {"num_classes": 100, "size": 224, "crop": 2, "eps": 7.0},
+    # The reference's published coefficient sets (poisons/ar_published.py).
+    "cifar10-published": {"num_classes": 10, "size": 32, "crop": 4, "eps": 1.0,
+                          "published": "cifar10-published"},
+    "cifar100-published": {"num_classes": 100, "size": 32, "crop": 4, "eps": 1.0,
+                           "published": "cifar100-published"},
+    "imagenet100-published": {"num_classes": 100, "size": 224, "crop": 2, "eps": 7.0,
+                              "published": "cifar100-published"},
+}
+
+
+class ARPoison(Poison):
+    """The AR poison: adds the perturbation of (key, sample index, class) to each image.
+
+    A Poison (see poisonkit.poisons.base): call on a sample ``(image, label, index)``, a
+    dict sample with label and index, or a batch ``(images, labels, indices)``; the output
+    keeps the input's structure. The perturbation is computed in [0,1] units at the image's
+    size, added, clamped to [0, 1] and rounded to nearest for uint8 input, so the same
+    (key, index) gives the same image whatever the batch or worker. Apply it to the stored
+    image before any augmentation (perturb-then-augment, as the reference).
+
+    coefficients: a [K, C, 3, 3] tensor, an ARCoefficients, or a class count (then drawn
+    with sample_coefficients(num_classes, seed=seed)). key: the owner's secret (default:
+    128 random bits; the Philox generator uses keys.philox_key(key)).
+    """
+
+    needs_indices = True
+
+    def __init__(self, coefficients, eps: float = 1.0, p: float | str = 2, crop: int = 4,
+                 key: int | None = None, seed: int = 0, *, ratio: float = 1.0,
+                 labels_getter="default", indices_getter="default"):
+        if isinstance(coefficients, int) and not isinstance(coefficients, bool):
+            coefficients = sample_coefficients(coefficients, seed=seed, progress=False)
+        if isinstance(coefficients, ARCoefficients):
+            coefficients = coefficients.coeffs
+        coefficients = check_coefficients(coefficients).clone()
+        p = ops._norm_p(p)
+        if p not in (2.0, float("inf")):
+            raise ValueError(f"p: expected 2 or inf, got {p!r}")
+        if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and 0 < eps < float("inf")):
+            raise ValueError(f"eps: expected a positive finite number, got {eps!r}")
+        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0:
+            raise ValueError(f"crop: expected an int >= 0, got {crop!r}")
+        super().__init__(coefficients.shape[0], ratio=ratio, key=key, labels_getter=labels_getter,
+                         indices_getter=indices_getter)
+        self.register_buffer("coeffs", coefficients)
+        self.eps, self.p, self.crop = float(eps), p, crop
+
+    @classmethod
+    def preset(cls, name: str, coefficients=None, key: int | None = None, seed: int = 0,
+               **overrides):
+        """ARPoison with a dataset's defaults: 'cifar10', 'cifar100', 'svhn', 'stl10',
+        'imagenet' (224x224). coefficients default to a freshly sampled set, or for the
+        '*-published' presets to the reference's published set. overrides: a preset's
+        entries (num_classes, crop, eps, p) or Poison options (ratio, getters)."""
+        if name not in AR_PRESETS:
+            raise ValueError(f"preset: expected one of {sorted(AR_PRESETS)}, got {name!r}")
+        preset_keys = {*AR_PRESETS[name], "p"}
+        cfg = {**AR_PRESETS[name], **{k: v for k, v in overrides.items() if k in preset_keys}}
+        options = {k: v for k, v in overrides.items() if k not in preset_keys}
+        if coefficients is None and "published" in cfg:
+            from .ar_published import published_coefficients
+            coefficients = published_coefficients(cfg["published"])
+        return cls(cfg["num_classes"] if coefficients is None else coefficients, eps=cfg["eps"],
+                   p=cfg.get("p", 2), crop=cfg["crop"], key=key, seed=seed, **options)
+
+    @property
+    def philox_key(self) -> int:
+        """The 64-bit key of the Philox draws (the ops' and the DALI operator's `key`)."""
+        return philox_key(self.key)
+
+    def perturbation(self, labels: torch.Tensor, indices: torch.Tensor, height: int,
+                     width: int) -> torch.Tensor:
+        """float32 [N, C, height, width] perturbations on labels' device."""
+        return ops.ar_generate(self.coeffs.to(labels.device), labels, indices, self.philox_key,
+                               height, width, self.crop, self.eps, self.p)
+
+    def apply(self, images, labels, indices):
+        if images.shape[1] != self.coeffs.shape[1]:
+            raise ValueError(f"image: expected {self.coeffs.shape[1]} channels, got shape "
+                             f"{tuple(images.shape)}")
+        return ops.ar_poison(images, self.coeffs.to(images.device), labels, indices,
+                             self.philox_key, self.crop, self.eps, self.p)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, eps={self.eps}, p={self.p}, crop={self.crop}"

@@ -98,7 +98,7 @@ def _ar(ctx: ExportContext, eps: float = 1.0, p: float | str = 2.0, crop: int = 
         raise ValueError(f"coefficients: {coeffs.num_classes} classes, but the labels need "
                          f"{ctx.num_classes}")
     poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=keymod.philox_key(ctx.key))
-    return ExportPoison(lambda x, y, i: poison(x, y, i)[0],
+    return ExportPoison(poison.poison_batch,
                         {"eps": poison.eps, "p": str(poison.p), "crop": crop},
                         {"ar_coefficients": coeffs.coeffs.tolist(),
                          "coefficients_metadata": coeffs.metadata})
@@ -117,7 +117,7 @@ def _classwise_blur(ctx: ExportContext, seed: int | None = None,
         warnings.warn("seed 0 gives the reference's published kernels: anyone can recreate "
                       "them", stacklevel=2)
     blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=seed)
-    return ExportPoison(lambda x, y, i: blur(x, y)[0],
+    return ExportPoison(blur.poison_batch,
                         {"blur_parameter": blur_parameter, "kernel_size": blur.kernels.shape[-1]},
                         {"blur_kernels": blur.kernels.tolist(), "seed": seed})
 

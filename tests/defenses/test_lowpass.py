@@ -68,7 +68,7 @@ def test_disk_masks():
         rows, cols, mask = lowpass_factors(32, 30, 0.3, basis, "disk")
         assert m.shape == (rows.shape[0], cols.shape[0])
         np.testing.assert_array_equal(mask.numpy(), m)
-        assert 0 < m.sum() < m.size and m[0, 0] == 1
+        assert 0 < m.sum() < m.numel() and m[0, 0] == 1
     # DCT: the quarter ellipse inscribed in the 9 x 9 block, k1^2 + k2^2 < 81.
     k = np.arange(9)
     np.testing.assert_array_equal(disk_mask(30, 30, 0.3, "dct"),

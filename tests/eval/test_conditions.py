@@ -50,7 +50,7 @@ def test_ar_poison_is_keyed_by_sample_index(batch):
     i = torch.arange(len(x))
     poisoned = make_poison("ar", CTX)(x, y, i)
     # the reference's published coefficients by default, a sampled set on request
-    assert torch.equal(poisoned, ARPoison.preset("cifar10-published")(x, y, i)[0])
+    assert torch.equal(poisoned, ARPoison.preset("cifar10-published", key=0)(x, y, i)[0])
     assert torch.equal(make_poison("ar:coefficients=sampled", CTX)(x, y, i),
                        ARPoison(10, key=0, seed=0)(x, y, i)[0])
     # the same sample at another position in the set gets another perturbation
@@ -91,6 +91,7 @@ def test_rsk_ff_reflect_variant_pads_back_and_the_reference_does_not(batch):
 
 def test_rsk_draws_fresh_kernels_at_every_call(batch):
     x, _ = batch
+    torch.manual_seed(0)  # rsk draws from the global RNG: the mean check below depends on the draw
     d = make_defense("rsk", CTX)
     a, b = d(x), d(x)
     assert a.dtype == torch.float32 and not torch.equal(a, b)

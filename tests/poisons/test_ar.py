@@ -117,7 +117,7 @@ def test_detect_quantised_on_mid_grey(name, request):
     labels = torch.arange(1000) % k
     poison = ARPoison(ar_set, key=42)
     grey = torch.full((1000, 3, 32, 32), 128, dtype=torch.uint8)
-    poisoned, _ = poison(grey, labels, torch.arange(1000))
+    poisoned, _, _ = poison(grey, labels, torch.arange(1000))
     assert poisoned.dtype == torch.uint8
     accuracy = (detect(poisoned, ar_set) == labels).double().mean()
     assert accuracy >= 0.99
@@ -129,11 +129,11 @@ def test_arpoison_matches_definition_and_norms(set10, gen):
     poison = ARPoison(set10, eps=1.0, key=7)
     delta = ops.ar_generate(set10.coeffs, labels, indices, 7, 32, 32, 4, 1.0, 2)
     assert torch.allclose(delta.flatten(1).norm(dim=1), torch.ones(8), atol=1e-5)
-    out, out_labels = poison(x, labels, indices)
+    out, out_labels, out_indices = poison(x, labels, indices)
     expected = torch.floor((x / 255 + delta).clamp(0, 1) * 255 + 0.5).to(torch.uint8)
-    assert torch.equal(out, expected) and out_labels is labels
+    assert torch.equal(out, expected) and out_labels is labels and out_indices is indices
     xf = x.float() / 255
-    outf, _ = poison(xf, labels, indices)
+    outf = poison.poison_batch(xf, labels, indices)
     assert torch.allclose(outf, (xf + delta).clamp(0, 1))
     linf = ARPoison(set10, eps=8 / 255, p="inf", key=7)
     d = linf(torch.full((2, 3, 32, 32), 0.5), labels[:2], indices[:2])[0] - 0.5
@@ -144,10 +144,10 @@ def test_arpoison_sample_equals_batch_and_keeps_type(set10):
     poison = ARPoison(set10, key=3)
     x = torch.rand(4, 3, 32, 32)
     labels, indices = torch.tensor([1, 2, 3, 4]), torch.tensor([9, 8, 7, 6])
-    batch, _ = poison(x, labels, indices)
-    single, label = poison(x[2], 3, 7)
-    assert torch.equal(single, batch[2]) and label == 3
-    img, _ = poison(tv_tensors.Image(x[0]), 1, 9)
+    batch = poison.poison_batch(x, labels, indices)
+    single, label, index = poison(x[2], 3, 7)
+    assert torch.equal(single, batch[2]) and (label, index) == (3, 7)
+    img, _, _ = poison(tv_tensors.Image(x[0]), 1, 9)
     assert isinstance(img, tv_tensors.Image) and torch.equal(img.as_subclass(torch.Tensor), batch[0])
 
 
@@ -155,11 +155,11 @@ def test_arpoison_bad_input(set10):
     poison = ARPoison(set10)
     with pytest.raises(ValueError, match="label"):
         poison(torch.rand(2, 3, 8, 8), torch.tensor([1]), torch.tensor([0, 1]))
-    with pytest.raises(TypeError, match="index"):
+    with pytest.raises(TypeError, match="indices"):
         poison(torch.rand(3, 8, 8), 1, 0.5)
     with pytest.raises(ValueError, match="channels"):
         poison(torch.rand(1, 8, 8), 1, 0)
-    with pytest.raises(RuntimeError, match=r"labels must be in \[0, 10\)"):
+    with pytest.raises(ValueError, match=r"labels: expected class indices in \[0, 10\)"):
         poison(torch.rand(3, 8, 8), 10, 0)
     with pytest.raises(ValueError, match="p"):
         ARPoison(set10, p=1)
@@ -173,8 +173,10 @@ def test_presets(set10):
     assert AR_PRESETS["stl10"]["size"] == 96 and AR_PRESETS["imagenet"]["crop"] == 2
     stl = ARPoison.preset("stl10", coefficients=set10, key=1)
     assert (stl.eps, stl.crop) == (3.0, 4)
-    out, _ = stl(torch.full((3, 96, 96), 0.5), 4, 11)
+    out = stl.poison_batch(torch.full((3, 96, 96), 0.5), 4, 11)
     assert (out - 0.5).norm().item() == pytest.approx(3.0, rel=1e-4)
+    partial = ARPoison.preset("cifar10", coefficients=set10, key=1, ratio=0.25)
+    assert partial.ratio == 0.25 and partial.eps == 1.0
 
 
 class _Indexed(torch.utils.data.Dataset):

@@ -61,7 +61,7 @@ def test_ar_round_trip_through_cli(small_npz, tmp_path, coefficients):
     key_file = tmp_path / "out.key.json"
     record = keys.read_key_file(key_file)
     assert record["key"] == 1234
-    expected, _ = ARPoison(torch.tensor(record["secrets"]["ar_coefficients"]), key=1234)(
+    expected = ARPoison(torch.tensor(record["secrets"]["ar_coefficients"]), key=1234).poison_batch(
         src["x_train"], src["y_train"], torch.arange(40))
     assert torch.equal(out["x_train"], expected)
     assert torch.equal(out["y_train"], src["y_train"])
@@ -101,7 +101,7 @@ def test_classwise_blur_seed_0_is_the_reference(small_npz, tmp_path):
         out = poison_dataset(small_npz, tmp_path / "blur", method="classwise-blur", seed=0,
                              progress=False)
     src = load_npz(small_npz)
-    expected, _ = ClasswiseBlur(10, seed=0)(src["x_train"], src["y_train"])
+    expected = ClasswiseBlur(10, seed=0).poison_batch(src["x_train"], src["y_train"])
     assert torch.equal(load_npz(out)["x_train"], expected)
 
 
@@ -221,7 +221,7 @@ def test_npz_to_png_image_folder(small_npz, tmp_path, coefficients):
     out = poison_dataset(small_npz, tmp_path / "png", fmt="png", key=9,
                          coefficients=coefficients, progress=False)
     src = load_npz(small_npz)
-    expected, _ = ar_from_key_file(default_key_file(tmp_path / "png"))(
+    expected = ar_from_key_file(default_key_file(tmp_path / "png")).poison_batch(
         src["x_train"], src["y_train"], torch.arange(40))
     for i in (0, 17, 39):
         label = int(src["y_train"][i])
@@ -248,7 +248,7 @@ def test_image_folder_round_trip_and_refusals(tmp_path, coefficients):
     poison = ar_from_key_file(default_key_file(tmp_path / "out"))
     for index, (path, label) in enumerate(samples):
         rel = Path(path).relative_to(root)
-        expected, _ = poison(_read_png(path), label, index)
+        expected = poison.poison_batch(_read_png(path), label, index)
         assert torch.equal(_read_png(out / rel), expected)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["format"] == "png" and manifest["counts"] == {"train": 6}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from poisonkit import data as pkdata
+from poisonkit.data import datasets as pkdata
 from poisonkit.data import (ImageDataset, PoisonedTensorDataset, load_dataset, make_loader,
                             synthetic_dataset, synthetic_images)
 
