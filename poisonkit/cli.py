@@ -129,7 +129,7 @@ def _poison(args: argparse.Namespace) -> int:
     from .keys import parse_key
     from .poisons.export import default_key_file, poison_dataset
     options = {name: getattr(args, name)
-               for name in ("eps", "p", "crop", "seed", "coefficients", "patch")
+               for name in ("eps", "p", "crop", "seed", "coefficients", "patch", "steps", "state")
                if getattr(args, name) is not None}
     out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format,
                          key=None if args.key is None else parse_key(args.key),
@@ -238,8 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="class count (default: from the data; labels must be 0..K-1)")
     poison.add_argument("--eps", type=float, default=None,
                         help="AR: perturbation norm (1.0); LSP: the L2 norm is eps * sqrt(C*H*W) "
-                             "(6/255)")
+                             "(6/255); em, em-class, tap: L-inf in 1/255 (8)")
     poison.add_argument("--patch", type=int, default=None, help="LSP: patch side (8; divides H, W)")
+    poison.add_argument("--steps", type=int, default=None, help="em, tap: PGD steps")
+    poison.add_argument("--state", default=None,
+                        help="em, em-class, tap: private crafting checkpoint (resumable; it "
+                             "holds the perturbation: keep it out of the published folder)")
     poison.add_argument("--p", default=None, choices=("2", "inf"), help="AR: norm (2 or inf)")
     poison.add_argument("--crop", type=int, default=None, help="AR: rows/cols cropped (4)")
     poison.add_argument("--seed", type=int, default=None,

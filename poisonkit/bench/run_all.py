@@ -11,7 +11,7 @@ from .common import DEFAULT_OUT, configure
 
 # Each module has main(quick: bool) writing <name>.json and .md to the results folder;
 # line_rate reads the others, so it runs last.
-BENCHMARKS = ["filter2d", "ar", "lsp_ops", "lowpass", "projection", "loader", "jpeg_loader",
+BENCHMARKS = ["filter2d", "ar", "lsp_ops", "lowpass", "projection", "em", "loader", "jpeg_loader",
               "dali_pipeline", "contention", "line_rate"]
 # Run only when named (--only gpu): they need a CUDA device.
 GPU_BENCHMARKS = ["gpu"]

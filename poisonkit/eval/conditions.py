@@ -16,7 +16,7 @@ with the reason; register the factory and delete the entry when the op merges.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -53,12 +53,15 @@ class Defense:
     protocol's RandomCrop(size, padding=4) zero-pads it, as the reference pipelines do;
     restore='reflect' reflect-pads it back to the input size first (a variant).
     adversary: attack run on every training batch. protocol: the name of the training
-    protocol of the reference this defense comes from (protocols.PROTOCOLS)."""
+    protocol of the reference this defense comes from (protocols.PROTOCOLS). info: what
+    the defense measured while being built (a fitted projection's linear-model train
+    accuracy), copied into the run's result."""
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     apply_to_test: bool = False
     adversary: PGD | None = None
     protocol: str = "harness"
     restore: str | None = None
+    info: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.restore not in (None, "reflect"):
@@ -88,7 +91,10 @@ DEFENSES: dict[str, Callable[..., Defense]] = {}
 
 # Registration points: these conditions exist in the design but their ops have not been
 # merged into this build. Replace an entry by a registered factory when its op lands.
-UNAVAILABLE_POISONS: dict[str, str] = {}
+UNAVAILABLE_POISONS: dict[str, str] = {
+    "lsp": "the LSP poison (issue 15 part 1) has not been merged into this build",
+    "ops": "the one-pixel shortcut poison (issue 15 part 2) has not been merged into this build",
+}
 UNAVAILABLE_DEFENSES: dict[str, str] = {}
 
 
@@ -212,6 +218,53 @@ def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 
     return poison.poison_batch
 
 
+def _crafted(ctx: Context, poison) -> Poison:
+    """Crafts an optimisation-based poison (EM, TAP) on the context's training set."""
+    if ctx.train_images is None or ctx.train_labels is None:
+        raise ConditionError(f"{poison.method}: needs the training set to craft on")
+    poison.craft(ctx.train_images, ctx.train_labels)
+    return poison.apply
+
+
+def _em(ctx: Context, per_class: bool, eps: float, step: float, steps: int, train_steps: int,
+        max_iterations: int, model: str, key: int, state: str | None) -> Poison:
+    from ..poisons.em import ErrorMinimizing
+    return _crafted(ctx, ErrorMinimizing(
+        ctx.num_classes, per_class=per_class, eps=eps / 255, step=step / 255, steps=steps,
+        train_steps=train_steps, max_iterations=max_iterations, model=model, key=key,
+        state=state))
+
+
+@register_poison("em")
+def _em_samplewise(ctx: Context, eps: float = 8, step: float = 0.8, steps: int = 20,
+                   train_steps: int = 10, max_iterations: int = 10, model: str = "small",
+                   key: int = 0, state: str | None = None) -> Poison:
+    """Sample-wise error-minimizing noise (DESIGN §3.6), crafted on the training set with a
+    surrogate; eps and step in 1/255. state: a private checkpoint path (resumable, and a
+    finished one is reused instead of crafting again)."""
+    return _em(ctx, False, eps, step, steps, train_steps, max_iterations, model, key, state)
+
+
+@register_poison("em-class")
+def _em_classwise(ctx: Context, eps: float = 8, step: float = 0.8, steps: int = 20,
+                  train_steps: int = 10, max_iterations: int = 10, model: str = "small",
+                  key: int = 0, state: str | None = None) -> Poison:
+    """Class-wise error-minimizing noise; parameters as 'em'."""
+    return _em(ctx, True, eps, step, steps, train_steps, max_iterations, model, key, state)
+
+
+@register_poison("tap")
+def _tap(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10, train_epochs: int = 5,
+         model: str = "small", key: int = 0, state: str | None = None) -> Poison:
+    """Targeted adversarial poisoning (y -> y+1 mod K, DESIGN §3.6) against a crafting
+    model trained on the clean training set; eps and step in 1/255 (the CPU default: 10
+    steps of 2; the paper's: steps=250,step=0.4,model=resnet18,train_epochs=40)."""
+    from ..poisons.tap import TargetedAdversarial
+    return _crafted(ctx, TargetedAdversarial(
+        ctx.num_classes, eps=eps / 255, step=step / 255, steps=steps, train_epochs=train_epochs,
+        model=model, key=key, state=state))
+
+
 # --- defenses --------------------------------------------------------------------------
 
 @register_defense("none")
@@ -322,4 +375,5 @@ def _projection(ctx: Context, path: str | None = None, epochs: int = 20,
                          seed=ctx.seed)
         print(f"projection: linear model train accuracy {100 * projection.train_accuracy:.1f}%")
     return Defense(lambda images: projection.apply(images, clamp=bool(clamp)),
-                   protocol="projection-step2" if recipe else "harness")
+                   protocol="projection-step2" if recipe else "harness",
+                   info={"linear_train_accuracy": projection.train_accuracy})

@@ -60,14 +60,26 @@ def _speed(result: dict) -> str:
     return str(speed) if speed is not None else f"> {len(result['train_accuracy'])}"
 
 
+def linear_note(result: dict) -> str:
+    """', linear model train acc. X%' for a fitted projection (how well the linear model
+    captured the poison: the signal that says whether projection can work), else ''."""
+    acc = result.get("linear_train_accuracy")
+    return "" if acc is None else f", linear model train acc. {acc:.1%}"
+
+
+def _linear(result: dict) -> str:
+    acc = result.get("linear_train_accuracy")
+    return "-" if acc is None else f"{acc:.1%}"
+
+
 def markdown_table(results: list[dict]) -> str:
     rows = ["| poison | defense | protocol | peak test acc. (epoch) | final test acc. | DFR test acc. "
-            "| epochs to 99% train acc. | time |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| epochs to 99% train acc. | linear model train acc. | time |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         rows.append(f"| {r['poison']} | {r['defense']} | {r.get('protocol', 'harness')} "
                     f"| {r['peak_accuracy']:.1%} ({r['peak_epoch']}) | {r['final_accuracy']:.1%} "
-                    f"| {_dfr(r)} | {_speed(r)} | {r['seconds']:.0f} s |")
+                    f"| {_dfr(r)} | {_speed(r)} | {_linear(r)} | {r['seconds']:.0f} s |")
     return "\n".join(rows)
 
 

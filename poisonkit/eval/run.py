@@ -140,8 +140,8 @@ def _built(kind: str, spec: str, make):
 
 def poison_images(data: ImageDataset, poison: str, seed: int = 0) -> torch.Tensor:
     """The training images with `poison` applied (the stored images for 'none')."""
-    fn = _built("poison", poison, lambda: make_poison(
-        poison, Context(data.num_classes, data.image_shape, seed)))
+    fn = _built("poison", poison, lambda: make_poison(  # crafted poisons (EM, TAP) need the set
+        poison, Context(data.num_classes, data.image_shape, seed, data.x_train, data.y_train)))
     if fn is None:
         return data.x_train
     return apply_in_chunks(fn, data.x_train, data.y_train, desc=f"poison {poison}")
@@ -186,7 +186,7 @@ def run_condition(data: ImageDataset, poison: str, defense: str, model="small",
                     protocol=proto)
     result = {
         "schema": report.SCHEMA, **settings, "effective_config": asdict(config),
-        "device": str(dev), "protocol": proto.name, "protocol_source": proto.source,
+        "device": str(dev), **defense_obj.info, "protocol": proto.name, "protocol_source": proto.source,
         **asdict(history), "peak_accuracy": history.peak_accuracy,
         "peak_epoch": history.peak_epoch, "final_accuracy": history.final_accuracy,
         "epochs_to_90": epochs_to(history.train_accuracy, 0.9),
@@ -269,7 +269,7 @@ def run_matrix(conditions: list[tuple[str, str]], data: ImageDataset, out: str |
         if is_main_process():
             print(f"{shown} / {settings['defense']}: peak {result['peak_accuracy']:.1%} (epoch "
                   f"{result['peak_epoch']}), final {result['final_accuracy']:.1%}, "
-                  f"{result['seconds']:.0f} s")
+                  f"{result['seconds']:.0f} s" + report.linear_note(result))
     if is_main_process():
         write_report(results, rows, out, title, data, notes or [])
     return results

@@ -149,6 +149,49 @@ def _ops(ctx: ExportContext) -> ExportPoison:
                         {"ops_rows": poison.rows.tolist(), "ops_cols": poison.cols.tolist(),
                          "ops_colours": poison.colours.tolist()})
 
+def _crafted(ctx: ExportContext, spec: str, state: str | None, options: dict) -> ExportPoison:
+    """EM / TAP through their eval conditions, crafted on the in-memory training split.
+    The perturbation is the secret; it lives in the private crafting checkpoint `state`
+    (never inside the published folder), too large for the key file."""
+    from ..eval.conditions import Context, make_poison
+    if ctx.train_images is None:
+        raise ValueError(f"data: {spec} is crafted on a whole .npz training split; got a folder")
+    params = ",".join(f"{k}={v}" for k, v in {**options, "state": state}.items() if v is not None)
+    apply = make_poison(f"{spec}:{params},key={ctx.key}", Context(
+        ctx.num_classes, tuple(ctx.train_images.shape[1:]), 0, ctx.train_images,
+        ctx.train_labels))
+    return ExportPoison(apply, {k: v for k, v in options.items() if v is not None},
+                        {"crafting_state": state})
+
+
+@register_method("em")
+def _em(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
+        max_iterations: int | None = None, model: str | None = None,
+        state: str | None = None) -> ExportPoison:
+    """Sample-wise error-minimizing noise (DESIGN 3.6); eps in 1/255 (8), state: a private
+    resumable checkpoint."""
+    return _crafted(ctx, "em", state, {"eps": eps, "steps": steps,
+                                       "max_iterations": max_iterations, "model": model})
+
+
+@register_method("em-class")
+def _em_class(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
+              max_iterations: int | None = None, model: str | None = None,
+              state: str | None = None) -> ExportPoison:
+    """Class-wise error-minimizing noise; parameters as em."""
+    return _crafted(ctx, "em-class", state, {"eps": eps, "steps": steps,
+                                             "max_iterations": max_iterations, "model": model})
+
+
+@register_method("tap")
+def _tap(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
+         train_epochs: int | None = None, model: str | None = None,
+         state: str | None = None) -> ExportPoison:
+    """Targeted adversarial poisoning (DESIGN 3.6); eps in 1/255 (8)."""
+    return _crafted(ctx, "tap", state, {"eps": eps, "steps": steps,
+                                        "train_epochs": train_epochs, "model": model})
+
+
 def _make_poison(method: str, ctx: ExportContext, options: dict) -> ExportPoison:
     factory = METHODS[method]
     try:
@@ -339,7 +382,8 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
         raise ValueError(f"data: expected an .npz file or an ImageFolder directory, got {src}")
     out_dir = Path(out_dir).resolve()
     out = out_dir / (src.name if fmt == "npz" else src.stem)
-    check_inputs_apart(out_dir, [src])
+    # the crafting checkpoint of EM / TAP holds the perturbation: never in the published folder
+    check_inputs_apart(out_dir, [src] + ([options["state"]] if options.get("state") else []))
     _check_destination(out_dir, force)
     key_file = Path(key_file).resolve() if key_file is not None else default_key_file(out_dir)
     _check_key_file(key_file, out_dir, src, force)

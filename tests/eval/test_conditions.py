@@ -165,11 +165,14 @@ def test_projection_defense_removes_the_fitted_span(batch, tmp_path):
     from poisonkit.defenses.projection import fit
     x, y = batch
     ctx = Context(num_classes=10, image_shape=(3, 32, 32), train_images=x, train_labels=y)
-    out = make_defense("projection:epochs=2", ctx)(x)
+    defense = make_defense("projection:epochs=2", ctx)
+    out = defense(x)
     assert out.dtype == torch.float32 and not make_defense("projection", ctx).apply_to_test
     assert make_defense("projection:epochs=1", ctx).protocol == "projection-step2"
     assert make_defense("projection:epochs=1,recipe=0", ctx).protocol == "harness"
     projection = fit((x, y), 10, epochs=2, seed=0, progress=False)
+    # the linear model's train accuracy goes into the run's result, beside the accuracy
+    assert defense.info == {"linear_train_accuracy": projection.train_accuracy}
     torch.testing.assert_close(out, projection.apply(x), atol=1e-5, rtol=0)
     coeffs = out.flatten(1) @ projection.Q
     assert coeffs.abs().max() < 1e-3  # orthogonal to every weight row's direction
@@ -192,3 +195,16 @@ def test_projection_defense_loads_and_checks_a_saved_fit(batch, tmp_path):
 def test_bad_parameters_are_errors(spec, match):
     with pytest.raises(ValueError, match=match):
         make_defense(spec, CTX)
+
+
+@pytest.mark.parametrize("spec", ["em:steps=1,train_steps=1,max_iterations=1",
+                                  "em-class:steps=1,train_steps=1,max_iterations=1",
+                                  "tap:steps=1,train_epochs=0"])
+def test_crafted_poisons_craft_on_the_training_set(batch, spec):
+    x, y = synthetic_images(20)
+    ctx = Context(10, (3, 32, 32), 0, x, y)
+    poisoned = make_poison(spec, ctx)(x, y, torch.arange(len(x)))
+    assert poisoned.dtype == torch.uint8 and poisoned.shape == x.shape
+    assert 0 < (poisoned.int() - x.int()).abs().max() <= 8
+    with pytest.raises(ConditionError, match="needs the training set"):
+        make_poison(spec, CTX)

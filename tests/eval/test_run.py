@@ -108,3 +108,13 @@ def test_matrix_writes_a_complete_report_and_resumes(tiny, tmp_path, monkeypatch
     with pytest.raises(AssertionError, match="reused"):  # other settings: not reused
         run_matrix(conditions[:1], tiny, tmp_path, config=TrainConfig(epochs=1, batch_size=16),
                    resume=True, verbose=False)
+
+
+def test_projection_runs_report_the_linear_models_train_accuracy(tiny):
+    result, _ = run_condition(tiny, "blur", "projection:epochs=1", config=TINY, verbose=False)
+    linear = result["linear_train_accuracy"]
+    assert 0 <= linear <= 1
+    table = report.markdown_table([result])
+    assert "linear model train acc." in table and f"| {linear:.1%} |" in table
+    plain, _ = run_condition(tiny, "blur", "none", config=TINY, verbose=False)
+    assert "linear_train_accuracy" not in plain and "| - |" in report.markdown_table([plain])

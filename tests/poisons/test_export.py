@@ -317,3 +317,21 @@ def test_counts_are_checked_against_the_files_written(tmp_path, monkeypatch):
         poison_dataset(root, tmp_path / "out", method="classwise-blur", progress=False)
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
     assert not default_key_file(tmp_path / "out").exists()
+
+
+def test_crafted_poison_export_keeps_its_checkpoint_private(small_npz, tmp_path):
+    out_dir, state = tmp_path / "em", tmp_path / "private" / "em.pt"
+    assert cli.main(["poison", "--method", "em", "--data", str(small_npz), "--out", str(out_dir),
+                     "--steps", "1", "--state", str(state)]) == 0
+    src, out = load_npz(small_npz), load_npz(out_dir / "small.npz")
+    assert 0 < (out["x_train"].int() - src["x_train"].int()).abs().max() <= 8   # L-inf 8/255
+    assert state.exists() and sorted(p.name for p in out_dir.iterdir()) == ["manifest.json",
+                                                                           "small.npz"]
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["parameters"] == {"steps": 1} and "em.pt" not in json.dumps(manifest)
+    with pytest.raises(ValueError, match="would overwrite, contain or sit inside"):
+        poison_dataset(small_npz, tmp_path / "em2", method="em", progress=False,
+                       state=str(tmp_path / "em2" / "em.pt"))
+    with pytest.raises(ValueError, match="takes"):
+        poison_dataset(small_npz, tmp_path / "em3", method="tap", progress=False, nosuch=1)
+    assert not (tmp_path / "em2").exists() and not (tmp_path / "em3").exists()
