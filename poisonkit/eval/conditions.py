@@ -91,10 +91,7 @@ DEFENSES: dict[str, Callable[..., Defense]] = {}
 
 # Registration points: these conditions exist in the design but their ops have not been
 # merged into this build. Replace an entry by a registered factory when its op lands.
-UNAVAILABLE_POISONS: dict[str, str] = {
-    "lsp": "the LSP poison (issue 15 part 1) has not been merged into this build",
-    "ops": "the one-pixel shortcut poison (issue 15 part 2) has not been merged into this build",
-}
+UNAVAILABLE_POISONS: dict[str, str] = {}
 UNAVAILABLE_DEFENSES: dict[str, str] = {}
 
 
@@ -216,6 +213,27 @@ def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 
                                  f"dataset has {ctx.num_classes}")
     poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=key, seed=seed)
     return poison.poison_batch
+
+
+@register_poison("lsp")
+def _lsp(ctx: Context, eps: float | None = None, patch: int = 8, key: int = 0) -> Poison:
+    """LSP synthetic noise (DESIGN §3.6): patch 8, L2 = eps * sqrt(C*H*W) with the
+    reference's eps 6/255 by default; every point a pure function of (key, index, class)."""
+    from ..keys import philox_key
+    from ..poisons.lsp import DEFAULT_EPS, LSPPoison
+    poison = LSPPoison(ctx.num_classes, key=philox_key(key), patch=patch,
+                       eps=DEFAULT_EPS if eps is None else eps)
+    return poison.apply
+
+
+@register_poison("ops")
+def _ops(ctx: Context) -> Poison:
+    """The one-pixel shortcut (DESIGN §3.6): the reference's pixel search over the training
+    set, then that pixel set to its class's colour in every image."""
+    from ..poisons.one_pixel import OnePixelShortcut
+    if ctx.train_images is None or ctx.train_labels is None:
+        raise ConditionError("ops: needs the training set to search its pixels")
+    return OnePixelShortcut.search(ctx.train_images, ctx.train_labels, ctx.num_classes).apply
 
 
 def _crafted(ctx: Context, poison) -> Poison:

@@ -149,6 +149,27 @@ def test_unknown_names_are_errors():
         make_defense("", CTX)
 
 
+def test_lsp_poison_is_the_keyed_lsp_poison(batch):
+    from poisonkit.keys import philox_key
+    from poisonkit.poisons.lsp import LSPPoison
+    x, y = batch
+    i = torch.arange(len(x))
+    poisoned = make_poison("lsp", CTX)(x, y, i)
+    assert torch.equal(poisoned, LSPPoison(10, key=philox_key(0)).apply(x, y, i))
+    assert not torch.equal(make_poison("lsp:key=3", CTX)(x, y, i), poisoned)
+
+
+def test_ops_poison_searches_the_training_set(batch):
+    from poisonkit.poisons.one_pixel import OnePixelShortcut
+    x, y = batch
+    ctx = Context(10, (3, 32, 32), train_images=x, train_labels=y)
+    poisoned = make_poison("ops", ctx)(x, y, torch.arange(len(x)))
+    assert torch.equal(poisoned, OnePixelShortcut.search(x, y, 10).apply(x, y))
+    assert ((poisoned != x).any(1).flatten(1).sum(1) <= 1).all()  # at most one pixel each
+    with pytest.raises(ConditionError, match="training set"):
+        make_poison("ops", CTX)
+
+
 @pytest.mark.parametrize("kind", ["poison", "defense"])
 def test_unavailable_conditions_raise_with_the_reason(kind, monkeypatch):
     # A registration point for an op not in this build (patched in: every op has landed).
