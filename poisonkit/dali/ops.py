@@ -102,7 +102,7 @@ def lsp_perturb(images, labels, indices, poison=None, *, num_classes: int = 10, 
     load()
     from nvidia.dali import fn
     if poison is not None:
-        num_classes, key, patch = poison.num_classes, poison.key, poison.patch
+        num_classes, key, patch = poison.num_classes, poison.philox_key, poison.patch
         eps, class_sep = poison.eps, poison.class_sep
     return fn.poisonkit.lsp_perturb(images, labels, indices, num_classes=int(num_classes),
                                     key=_key64(key), patch=int(patch), eps=float(eps),

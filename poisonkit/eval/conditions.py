@@ -223,7 +223,7 @@ def _lsp(ctx: Context, eps: float | None = None, patch: int = 8, key: int = 0) -
     from ..poisons.lsp import DEFAULT_EPS, LSPPoison
     poison = LSPPoison(ctx.num_classes, key=philox_key(key), patch=patch,
                        eps=DEFAULT_EPS if eps is None else eps)
-    return poison.apply
+    return poison.poison_batch
 
 
 @register_poison("ops")
@@ -233,7 +233,8 @@ def _ops(ctx: Context) -> Poison:
     from ..poisons.one_pixel import OnePixelShortcut
     if ctx.train_images is None or ctx.train_labels is None:
         raise ConditionError("ops: needs the training set to search its pixels")
-    return OnePixelShortcut.search(ctx.train_images, ctx.train_labels, ctx.num_classes).apply
+    return OnePixelShortcut.search(ctx.train_images, ctx.train_labels,
+                                   ctx.num_classes).poison_batch
 
 
 def _crafted(ctx: Context, poison) -> Poison:

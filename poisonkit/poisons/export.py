@@ -132,7 +132,7 @@ def _lsp(ctx: ExportContext, eps: float | None = None, patch: int = 8) -> Export
         lsp_features(*ctx.train_images.shape[1:], patch)
     poison = LSPPoison(ctx.num_classes, key=keymod.philox_key(ctx.key), patch=patch,
                        eps=DEFAULT_EPS if eps is None else eps)
-    return ExportPoison(lambda x, y, i: poison(x, y, i)[0],
+    return ExportPoison(poison.poison_batch,
                         {"eps": poison.eps, "patch": patch, "class_sep": poison.class_sep}, {})
 
 
@@ -145,7 +145,7 @@ def _ops(ctx: ExportContext) -> ExportPoison:
         raise ValueError("method: 'ops' searches the whole training split in memory; give an "
                          ".npz source")
     poison = OnePixelShortcut.search(ctx.train_images, ctx.train_labels, ctx.num_classes)
-    return ExportPoison(lambda x, y, i: poison(x, y, i)[0], {},
+    return ExportPoison(poison.poison_batch, {},
                         {"ops_rows": poison.rows.tolist(), "ops_cols": poison.cols.tolist(),
                          "ops_colours": poison.colours.tolist()})
 

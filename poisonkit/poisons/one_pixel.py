@@ -14,7 +14,7 @@ from typing import Iterable
 import torch
 
 from .. import ops
-from .sample_call import SampleCall
+from .base import Poison
 
 
 def search_moments(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int):
@@ -46,19 +46,22 @@ def colour_bits(colour: torch.Tensor, channels: int) -> torch.Tensor:
     return ((colour[:, None] >> shifts) & 1).to(torch.float32)
 
 
-class OnePixelShortcut(SampleCall):
+class OnePixelShortcut(Poison):
     """Sets pixel (rows[k], cols[k]) of every image of class k to colours[k].
 
     Build it with `OnePixelShortcut.search(images, labels)` (the reference's search) or
-    from known pixels. Call on ``(image, label, index)`` or a batch; returns
-    ``(poisoned, label)``; the index is not used (the poison is class-wise). uint8 images
-    get 0 or 255, float32 images 0.0 or 1.0.
+    from known pixels. A `Poison` (poisonkit.poisons.base): call it on a sample or on
+    ``(images, labels[, indices])`` (the output keeps the input's structure;
+    ``poison_batch`` returns the tensor). The index is used only to pick the poisoned share
+    when ratio < 1 (the poison itself is class-wise). uint8 images get 0 or 255, float32
+    images 0.0 or 1.0. ratio, key, getters: as `Poison`.
     """
 
     needs_indices = False
 
-    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, colours: torch.Tensor):
-        super().__init__()
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, colours: torch.Tensor, *,
+                 ratio: float = 1.0, key: int | None = None, labels_getter="default",
+                 indices_getter="default"):
         rows, cols = torch.as_tensor(rows).long(), torch.as_tensor(cols).long()
         colours = torch.as_tensor(colours, dtype=torch.float32)
         if rows.dim() != 1 or rows.shape != cols.shape or len(rows) < 1:
@@ -70,7 +73,8 @@ class OnePixelShortcut(SampleCall):
             raise ValueError("rows, cols: expected non-negative pixel coordinates")
         if not torch.isfinite(colours).all() or colours.min() < 0 or colours.max() > 1:
             raise ValueError("colours: expected values in [0, 1]")
-        self.num_classes = len(rows)
+        super().__init__(len(rows), ratio=ratio, key=key, labels_getter=labels_getter,
+                         indices_getter=indices_getter)
         self.register_buffer("rows", rows)
         self.register_buffer("cols", cols)
         self.register_buffer("colours", colours)
@@ -78,9 +82,10 @@ class OnePixelShortcut(SampleCall):
 
     @classmethod
     def search(cls, images: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
-               batch_size: int = 4096) -> "OnePixelShortcut":
+               batch_size: int = 4096, **options) -> "OnePixelShortcut":
         """The reference's pixel_search (sparsity 1) over a dataset: images uint8 or float32
-        [N, C, H, W] (square), labels [N]. Every class needs at least one image."""
+        [N, C, H, W] (square), labels [N]. Every class needs at least one image. options:
+        the poison's ratio, key and getters."""
         labels = torch.as_tensor(labels).long()
         if num_classes is None:
             num_classes = int(labels.max()) + 1
@@ -88,15 +93,16 @@ class OnePixelShortcut(SampleCall):
             raise ValueError(f"labels: expected {len(images)} labels, got {len(labels)}")
         batches = ((images[i:i + batch_size], labels[i:i + batch_size])
                    for i in range(0, len(images), batch_size))
-        return cls.from_moments(*search_moments(batches, num_classes))
+        return cls.from_moments(*search_moments(batches, num_classes), **options)
 
     @classmethod
-    def from_moments(cls, sums, squares, counts, unit: float) -> "OnePixelShortcut":
+    def from_moments(cls, sums, squares, counts, unit: float, **options) -> "OnePixelShortcut":
         """The search's choice from search_moments' output (sums [K, C, H, W], ...)."""
         _, choice = ops.one_pixel_search(sums, squares, counts, unit)
         channels, height = sums.shape[1], sums.shape[2]
         position, colour = choice >> channels, choice & ((1 << channels) - 1)
-        return cls(position // height, position % height, colour_bits(colour, channels))
+        return cls(position // height, position % height, colour_bits(colour, channels),
+                   **options)
 
     def apply(self, images: torch.Tensor, labels: torch.Tensor,
               indices: torch.Tensor | None = None) -> torch.Tensor:

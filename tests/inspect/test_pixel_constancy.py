@@ -27,7 +27,7 @@ def test_ops_is_flagged_by_pixel_constancy_and_clean_is_not(cifar):
     x, y = subset(cifar)
     clean = inspect_dataset(x, y, progress=False)["signals"]["pixel_constancy"]
     assert not clean["verdict"]["flagged"] and clean["median_min_std"] > 10 * pixel_constancy.FLAG_MIN_STD
-    poisoned, _ = OnePixelShortcut.search(x, y, 10)(x, y, torch.arange(len(y)))
+    poisoned = OnePixelShortcut.search(x, y, 10).poison_batch(x, y, torch.arange(len(y)))
     report = inspect_dataset(poisoned, y, progress=False)
     assert flags(report)["pixel_constancy"] and report["signals"]["pixel_constancy"]["median_min_std"] == 0
     assert report["signals"]["pixel_constancy"]["verdict"]["defenses"]
@@ -35,6 +35,6 @@ def test_ops_is_flagged_by_pixel_constancy_and_clean_is_not(cifar):
 
 def test_lsp_is_flagged_by_linear_separability(cifar):
     x, y = subset(cifar)
-    poisoned, _ = LSPPoison(10, key=4)(x, y, torch.arange(len(y)))
+    poisoned = LSPPoison(10, key=4).poison_batch(x, y, torch.arange(len(y)))
     f = flags(inspect_dataset(poisoned, y, progress=False))
     assert f["linear_separability"] and not f["pixel_constancy"] and not f["border"]

@@ -20,7 +20,7 @@ def test_lsp_round_trip_through_cli(small_npz, tmp_path):  # noqa: F811
                      str(out_dir), "--key", "4321", "--batch-size", "16"]) == 0
     src, out = load_npz(small_npz), load_npz(out_dir / "small.npz")
     record = keys.read_key_file(tmp_path / "lsp.key.json")
-    expected, _ = LSPPoison(10, key=keys.philox_key(record["key"]))(
+    expected = LSPPoison(10, key=keys.philox_key(record["key"])).poison_batch(
         src["x_train"], src["y_train"], torch.arange(40))
     assert torch.equal(out["x_train"], expected) and torch.equal(out["x_test"], src["x_test"])
     manifest = json.loads((out_dir / "manifest.json").read_text())
@@ -33,7 +33,7 @@ def test_ops_round_trip_keeps_the_pixels_private(small_npz, tmp_path):  # noqa: 
     out = poison_dataset(small_npz, tmp_path / "ops", method="ops", batch_size=16, progress=False)
     src = load_npz(small_npz)
     poison = OnePixelShortcut.search(src["x_train"], src["y_train"], 10)
-    expected, _ = poison(src["x_train"], src["y_train"], torch.arange(40))
+    expected = poison.poison_batch(src["x_train"], src["y_train"], torch.arange(40))
     assert torch.equal(load_npz(out)["x_train"], expected)
     manifest = json.loads((tmp_path / "ops" / "manifest.json").read_text())
     assert manifest["method"] == "ops" and manifest["parameters"] == {}

@@ -19,11 +19,11 @@ def test_search_and_apply(gen):
     position = choice >> 3
     assert torch.equal(poison.rows, position // 8) and torch.equal(poison.cols, position % 8)
     assert torch.equal(poison.colours, colour_bits(choice & 7, 3))
-    out, _ = poison(x, y, torch.arange(60))
+    out = poison.poison_batch(x, y, torch.arange(60))
     pixel = out[torch.arange(60), :, poison.rows[y], poison.cols[y]]
     assert torch.equal(pixel, (poison.colours[y] * 255).byte())
     assert ((out != x).any(1).flatten(1).sum(1) <= 1).all()
-    one, _ = poison(x[4], 1, 4)
+    one = poison.poison_batch(x[4], 1, 4)
     assert torch.equal(one, out[4])
 
 
@@ -44,3 +44,15 @@ def test_errors(gen):
     poison = OnePixelShortcut(torch.tensor([9]), torch.tensor([0]), torch.ones(1, 3))
     with pytest.raises(ValueError, match="outside a 8x8 image"):
         poison(x, torch.zeros(6, dtype=torch.long), torch.arange(6))
+
+
+def test_partial_poisoning_changes_only_the_selected_samples():
+    x = torch.full((40, 3, 8, 8), 128, dtype=torch.uint8)
+    y, i = torch.arange(40) % 2, torch.arange(40)
+    poison = OnePixelShortcut(torch.tensor([1, 2]), torch.tensor([3, 4]), torch.eye(3)[:2],
+                              ratio=0.25, key=7)
+    out = poison.poison_batch(x, y, i)
+    chosen = poison.poisoned_mask(i)
+    assert 0 < int(chosen.sum()) < 40
+    assert torch.equal(out[~chosen], x[~chosen])
+    assert ((out[chosen] != x[chosen]).any(1).flatten(1).sum(1) == 1).all()
