@@ -23,9 +23,12 @@ struct LspTables {
 }  // namespace
 
 template <typename Backend>
-class LspPerturb : public PlanarImageOp<Backend> {
+class LspPerturb : public PlanarImageOp<LspPerturb<Backend>, Backend> {
+  using Base = PlanarImageOp<LspPerturb<Backend>, Backend>;
+  friend Base;
+
  public:
-  explicit LspPerturb(const ::dali::OpSpec& spec) : PlanarImageOp<Backend>(spec) {
+  explicit LspPerturb(const ::dali::OpSpec& spec) : Base(spec) {
     num_classes_ = spec.GetArgument<int>("num_classes");
     DALI_ENFORCE(num_classes_ >= 1, ::dali::make_string("argument `num_classes`: expected >= 1, "
                                                         "got ", num_classes_));
@@ -76,17 +79,8 @@ class LspPerturb : public PlanarImageOp<Backend> {
     return lsp_cpu_scratch_floats(params_for(in));
   }
 
-  void RunCpu(int i, const PlanarShape& in, const uint8_t* x, uint8_t* y,
-              float* scratch) const override {
-    RunSampleCpu(i, in, x, y, scratch);
-  }
-  void RunCpu(int i, const PlanarShape& in, const float* x, float* y,
-              float* scratch) const override {
-    RunSampleCpu(i, in, x, y, scratch);
-  }
-
   template <typename T>
-  void RunSampleCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
+  void RunCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
     const LspParams p = params_for(in);
     const int64_t F = p.features();
     const LspTables& t = tables_.at(F);
@@ -96,19 +90,9 @@ class LspPerturb : public PlanarImageOp<Backend> {
   }
 
 #if defined(POISONKIT_WITH_CUDA)
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
-              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
-              cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
-              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-
   template <typename T>
-  void RunGroupGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
-                   ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
     const LspParams p = params_for(in);
     const LspTables& t = tables_.at(p.features());
     std::vector<int64_t> labels, indices;

@@ -11,9 +11,12 @@
 namespace poisonkit::dali_ops {
 
 template <typename Backend>
-class OnePixel : public PlanarImageOp<Backend> {
+class OnePixel : public PlanarImageOp<OnePixel<Backend>, Backend> {
+  using Base = PlanarImageOp<OnePixel<Backend>, Backend>;
+  friend Base;
+
  public:
-  explicit OnePixel(const ::dali::OpSpec& spec) : PlanarImageOp<Backend>(spec) {
+  explicit OnePixel(const ::dali::OpSpec& spec) : Base(spec) {
     rows_ = spec.GetRepeatedArgument<int>("rows");
     cols_ = spec.GetRepeatedArgument<int>("cols");
     colours_ = spec.GetRepeatedArgument<float>("colours");
@@ -51,35 +54,17 @@ class OnePixel : public PlanarImageOp<Backend> {
     }
   }
 
-  void RunCpu(int i, const PlanarShape& in, const uint8_t* x, uint8_t* y,
-              float*) const override {
-    RunSampleCpu(i, in, x, y);
-  }
-  void RunCpu(int i, const PlanarShape& in, const float* x, float* y, float*) const override {
-    RunSampleCpu(i, in, x, y);
-  }
-
   template <typename T>
-  void RunSampleCpu(int i, const PlanarShape& in, const T* x, T* y) const {
+  void RunCpu(int i, const PlanarShape& in, const T* x, T* y, float*) const {
     const int64_t k = labels_[i];
     one_pixel_apply_sample_cpu<T>(x, y, in.c, int64_t{in.h} * in.w, pixel(k, in),
                                   colours_.data() + k * channels_);
   }
 
 #if defined(POISONKIT_WITH_CUDA)
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const uint8_t* x,
-              uint8_t* y, ::dali::kernels::Scratchpad& scratch,
-              cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const float* x, float* y,
-              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const override {
-    RunGroupGpu(samples, in, x, y, scratch, stream);
-  }
-
   template <typename T>
-  void RunGroupGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
-                   ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
+  void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
+              ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
     std::vector<int64_t> labels, positions;
     for (int i : samples) labels.push_back(labels_[i]);
     for (int k = 0; k < num_classes_; ++k) positions.push_back(pixel(k, in));
