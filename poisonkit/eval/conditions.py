@@ -183,20 +183,24 @@ def _no_poison(ctx: Context) -> None:
 
 
 @register_poison("blur")
-def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0) -> Poison:
-    """Class-wise blur ('CUDA', DESIGN §3.2); key 0 gives the reference kernels."""
-    blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=key)
+def _classwise_blur(ctx: Context, blur_parameter: float = 0.3, key: int = 0,
+                    ratio: float = 1.0) -> Poison:
+    """Class-wise blur ('CUDA', DESIGN §3.2); key 0 gives the reference kernels. ratio: the
+    key-derived share of training samples poisoned (the CUDA paper's --mix)."""
+    blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=key, key=key,
+                         ratio=ratio)
     return blur.poison_batch
 
 
 @register_poison("ar")
 def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 0,
-        seed: int = 0, coefficients: str = "auto") -> Poison:
+        seed: int = 0, coefficients: str = "auto", ratio: float = 1.0) -> Poison:
     """Autoregressive perturbations (DESIGN §3.1): L2 eps 1.0 and crop 4 by default (the
     CIFAR preset), perturbation keyed by (key, index). coefficients: 'auto' (the reference's
     published set for 10 or 100 classes, as its poisons use, else sampled), 'published'
     (insist on it), 'sampled' (drawn with `seed`), or a coefficient file (ar_published.
-    load_coefficients: .json, .npy, the reference's list-of-tensors .pt)."""
+    load_coefficients: .json, .npy, the reference's list-of-tensors .pt). ratio: the
+    key-derived share of training samples poisoned."""
     from ..poisons.ar_published import load_coefficients, published_coefficients
     published = {10: "cifar10-published", 100: "cifar100-published"}.get(ctx.num_classes)
     if coefficients in ("auto", "published"):
@@ -211,30 +215,33 @@ def _ar(ctx: Context, eps: float = 1.0, p: float = 2, crop: int = 4, key: int = 
         if coeffs.shape[0] != ctx.num_classes:
             raise ConditionError(f"ar: {coefficients} holds {coeffs.shape[0]} classes, this "
                                  f"dataset has {ctx.num_classes}")
-    poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=key, seed=seed)
+    poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=key, seed=seed, ratio=ratio)
     return poison.poison_batch
 
 
 @register_poison("lsp")
-def _lsp(ctx: Context, eps: float | None = None, patch: int = 8, key: int = 0) -> Poison:
+def _lsp(ctx: Context, eps: float | None = None, patch: int = 8, key: int = 0,
+         ratio: float = 1.0) -> Poison:
     """LSP synthetic noise (DESIGN §3.6): patch 8, L2 = eps * sqrt(C*H*W) with the
-    reference's eps 6/255 by default; every point a pure function of (key, index, class)."""
+    reference's eps 6/255 by default; every point a pure function of (key, index, class).
+    ratio: the key-derived share of training samples poisoned."""
     from ..keys import philox_key
     from ..poisons.lsp import DEFAULT_EPS, LSPPoison
     poison = LSPPoison(ctx.num_classes, key=philox_key(key), patch=patch,
-                       eps=DEFAULT_EPS if eps is None else eps)
+                       eps=DEFAULT_EPS if eps is None else eps, ratio=ratio)
     return poison.poison_batch
 
 
 @register_poison("ops")
-def _ops(ctx: Context) -> Poison:
+def _ops(ctx: Context, key: int = 0, ratio: float = 1.0) -> Poison:
     """The one-pixel shortcut (DESIGN §3.6): the reference's pixel search over the training
-    set, then that pixel set to its class's colour in every image."""
+    set, then that pixel set to its class's colour in every image. ratio: the share of
+    training samples poisoned, picked by key."""
     from ..poisons.one_pixel import OnePixelShortcut
     if ctx.train_images is None or ctx.train_labels is None:
         raise ConditionError("ops: needs the training set to search its pixels")
-    return OnePixelShortcut.search(ctx.train_images, ctx.train_labels,
-                                   ctx.num_classes).poison_batch
+    return OnePixelShortcut.search(ctx.train_images, ctx.train_labels, ctx.num_classes,
+                                   key=key, ratio=ratio).poison_batch
 
 
 def _crafted(ctx: Context, poison) -> Poison:

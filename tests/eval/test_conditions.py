@@ -170,6 +170,25 @@ def test_ops_poison_searches_the_training_set(batch):
         make_poison("ops", CTX)
 
 
+@pytest.mark.parametrize("spec", ["blur", "ar", "lsp", "ops"])
+def test_ratio_poisons_a_key_derived_share(batch, spec):
+    x, y = batch
+    x, y = x.repeat(4, 1, 1, 1), y.repeat(4)
+    i = torch.arange(len(x))
+    ctx = Context(10, (3, 32, 32), train_images=x, train_labels=y)
+    full = make_poison(spec, ctx)(x, y, i)
+    part = make_poison(f"{spec}:ratio=0.5,key=3", ctx)(x, y, i)
+    changed = (part != x).flatten(1).any(1)
+    assert 0 < int(changed.sum()) < len(x)
+    assert torch.equal(part, make_poison(f"{spec}:ratio=0.5,key=3", ctx)(x, y, i))
+    if spec != "blur":  # blur's key also picks its kernels
+        same_key = make_poison(f"{spec}:key=3", ctx)(x, y, i)
+        assert torch.equal(part[changed], same_key[changed])
+    assert not torch.equal(full, x)
+    with pytest.raises(ValueError, match="ratio"):
+        make_poison(f"{spec}:ratio=1.5", ctx)
+
+
 @pytest.mark.parametrize("kind", ["poison", "defense"])
 def test_unavailable_conditions_raise_with_the_reason(kind, monkeypatch):
     # A registration point for an op not in this build (patched in: every op has landed).
