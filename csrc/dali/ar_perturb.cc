@@ -47,10 +47,7 @@ class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
  protected:
   void Prepare(const ::dali::Workspace& ws, const std::vector<PlanarShape>& shapes) override {
     const int n = static_cast<int>(shapes.size());
-    labels_ = per_sample_integers(ws.Input<::dali::CPUBackend>(1), n, "input 1 (labels)");
-    enforce_range(labels_, 0, num_classes_, "input 1 (labels)");
-    indices_ = per_sample_integers(ws.Input<::dali::CPUBackend>(2), n, "input 2 (indices)");
-    enforce_range(indices_, 0, std::numeric_limits<int64_t>::max(), "input 2 (indices)");
+    read_labels_and_indices(ws, n, num_classes_, labels_, indices_);
     for (int i = 0; i < n; ++i) {
       const PlanarShape& s = shapes[i];
       DALI_ENFORCE(s.c == channels_,

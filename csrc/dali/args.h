@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,16 @@ inline void enforce_range(const std::vector<int64_t>& values, int64_t lo, int64_
                  ::dali::make_string(what, ": expected values in [", lo, ", ", hi, "), got ",
                                      values[i], " for sample ", i));
   }
+}
+
+// The per-sample inputs of the keyed poisons: labels (input 1) in [0, num_classes) and
+// sample indices (input 2) >= 0, one of each per image, both on the CPU.
+inline void read_labels_and_indices(const ::dali::Workspace& ws, int n, int num_classes,
+                                    std::vector<int64_t>& labels, std::vector<int64_t>& indices) {
+  labels = per_sample_integers(ws.Input<::dali::CPUBackend>(1), n, "input 1 (labels)");
+  enforce_range(labels, 0, num_classes, "input 1 (labels)");
+  indices = per_sample_integers(ws.Input<::dali::CPUBackend>(2), n, "input 2 (indices)");
+  enforce_range(indices, 0, std::numeric_limits<int64_t>::max(), "input 2 (indices)");
 }
 
 // Fails with a message naming `name` unless every value is finite.
