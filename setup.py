@@ -26,7 +26,7 @@ from torch.utils import cpp_extension  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 DALI_BUILD = ROOT / "build" / "dali"
 PLUGIN = "libpoisonkit_dali.so"
-EXTRAS = ("dali", "bench", "eval", "test")
+EXTRAS = ("dali", "bench", "eval", "attribution", "editing", "test")
 
 
 def requirements() -> dict[str, list[str]]:
