@@ -54,7 +54,7 @@ class Backbone(nn.Module):
         for name, t in sorted(self.net.state_dict().items()):
             t = t.detach().cpu().contiguous()
             h.update(f"{name} {tuple(t.shape)} {t.dtype};".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         return h.hexdigest()
 
 

@@ -22,7 +22,7 @@ def content_digest(images: torch.Tensor) -> str:
     """sha256 of the images' shape, dtype and every byte."""
     t = images.detach().cpu().contiguous()
     h = hashlib.sha256(f"{tuple(t.shape)} {t.dtype};".encode())
-    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

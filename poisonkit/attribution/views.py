@@ -21,6 +21,7 @@ _RGB2YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211,
 @dataclass(frozen=True)
 class ViewConfig:
     min_scale: float = 0.08
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)   # crop aspect ratio range (log-uniform)
     hflip: float = 0.5
     jitter_prob: float = 0.8
     brightness: float = 0.4   # lightly: cj_bright 0.8 x cj_strength 0.5
@@ -32,9 +33,9 @@ class ViewConfig:
 
 def _crop_grid(n: int, size: tuple[int, int], cfg: ViewConfig, g: torch.Generator) -> torch.Tensor:
     """Affine sampling grids for RandomResizedCrop (area scale in [min_scale, 1], aspect
-    ratio log-uniform in [3/4, 4/3], crop inside the image) with the flip folded in."""
+    ratio log-uniform in cfg.ratio, crop inside the image) with the flip folded in."""
     area = torch.empty(n).uniform_(cfg.min_scale, 1.0, generator=g)
-    log_ratio = torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3), generator=g)
+    log_ratio = torch.empty(n).uniform_(math.log(cfg.ratio[0]), math.log(cfg.ratio[1]), generator=g)
     ratio = log_ratio.exp()
     w = (area * ratio).sqrt().clamp(max=1.0)   # fractions of the image width / height
     h = (area / ratio).sqrt().clamp(max=1.0)
