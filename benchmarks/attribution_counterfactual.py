@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "attribution_counterfactual"))
     ap.add_argument("--state", default=str(RESULTS.parents[1] / "out" / "attribution-counterfactual"),
                     help="backbone checkpoints and timings (not committed)")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="rebuild OUT.json / .md / .png from the cells done so far, run no new cell")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -107,7 +109,7 @@ def main() -> None:
         timing[f"{name}_rank"] = t
     write_json(timing_path, timing)
 
-    for q in range(len(queries)):
+    for q in range(0 if args.summary_only else len(queries)):
         for seed in args.seeds:
             base_pred = int(baselines[seed][2][q])
             for k in args.k:
@@ -151,14 +153,17 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
     base = {s: baselines[s][2].tolist() for s in seeds}
     seed_flips = (sum(a != b for a, b in zip(base[seeds[0]], base[seeds[1]])) / len(base[seeds[0]])
                   if len(seeds) > 1 else None)
-    result = {"data": data.source, "train_images": len(data.x_train), "queries": args.queries,
+    done = sorted({c["query"] for c in cells})
+    result = {"data": data.source, "train_images": len(data.x_train), "queries_planned": args.queries,
+              "queries_done": len(done),
               "k": args.k, "seeds": args.seeds, "retrain_epochs": args.epochs,
               "simclr": {"config": ssl_state["config"], "losses": ssl_state["losses"]},
               "full_model_test_accuracy": {s: baselines[s][1]["test_accuracy"][-1] for s in seeds},
               "seed_to_seed_disagreement": seed_flips, "timing": timing, "rows": rows, "cells": cells}
     write_json(out.with_suffix(".json"), result)
     lines = ["# Counterfactual check of attribution methods (CPU scale)", "",
-             f"{data.source}; {len(data.x_train)} training images; {args.queries} random test images; "
+             f"{data.source}; {len(data.x_train)} training images; {len(done)} random test images "
+             f"(of {args.queries} planned); "
              f"small CNN retrained {args.epochs} epochs (batch 128) without each query's top-k "
              f"training images, same seed as the reference model; seeds {args.seeds}.", "",
              "| k | method | flip rate | cells | removed images of the query's class |", "|---|---|---|---|---|"]

@@ -71,7 +71,8 @@ def load_queries(spec: str, data) -> tuple[torch.Tensor, torch.Tensor | None]:
         x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
         idx = _selection(sel, len(x))
         return x[idx], y[idx]
-    from torchvision.io import ImageReadMode, decode_image
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2.functional import pil_to_tensor
     path = Path(spec)
     files = sorted(f for f in path.iterdir() if f.is_file()) if path.is_dir() else [path]
     if not path.exists() or not files:
@@ -80,8 +81,9 @@ def load_queries(spec: str, data) -> tuple[torch.Tensor, torch.Tensor | None]:
     images = []
     for f in files:
         try:
-            images.append(decode_image(str(f), mode=ImageReadMode.RGB))
-        except (RuntimeError, ValueError) as e:
+            with Image.open(f) as im:
+                images.append(pil_to_tensor(im.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as e:
             raise ValueError(f"query: cannot read image {f} ({e})") from None
     shapes = {tuple(im.shape) for im in images}
     if len(shapes) > 1:
