@@ -69,7 +69,7 @@ def test_bad_arguments_are_named(npz, tmp_path, capsys, args, match):
     bad.write_bytes(b"not weights")
     base = {"--data": npz, "--backbone": "pixels", "--query": "test:0", "--k": 3, "--out": tmp_path / "o"}
     for flag, value in zip(args[::2], args[1::2]):
-        base[flag] = value.format(bad=bad)
+        base[flag] = str(value).format(bad=bad)
     argv = [str(v) for kv in base.items() for v in kv]
     assert run(*argv) == 2
     assert match in capsys.readouterr().err
