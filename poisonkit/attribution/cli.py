@@ -150,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
     from .attribute import attribute
     from .knn import check_args
     from .supervised import load_supervised, predict
+    try:  # the PNG grid is drawn at the end: a missing plotting library fails first
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError("out: the report's PNG grid needs matplotlib (pip install 'poisonkit[eval]')") from None
     backbone = BackboneSpec(args.backbone)              # unreadable weights fail here
     if args.poison is not None:
         check_spec("poison", args.poison)
