@@ -102,11 +102,14 @@ def main() -> None:
     backbones = {"simclr": ssl, "supervised": supervised_backbone(*baselines[args.seeds[0]][:2]),
                  "pixels": pixel_backbone(tuple(data.x_train.shape[1:]))}
     kmax = max(args.k)
-    rankings = {}
+    rankings, knn_accuracy = {}, {}
     for name, bb in backbones.items():
         (ranked), t = timed(lambda: knn(embed(bb, queries), embed(bb, data.x_train), kmax)[1])
         rankings[name] = ranked
         timing[f"{name}_rank"] = t
+        # how semantic the feature space is: 10-NN majority vote on the 1,000 test images
+        votes = data.y_train[knn(embed(bb, data.x_test), embed(bb, data.x_train), 10)[1]]
+        knn_accuracy[name] = float((votes.mode(1).values == data.y_test).float().mean())
     write_json(timing_path, timing)
 
     for q in range(0 if args.summary_only else len(queries)):
@@ -132,10 +135,11 @@ def main() -> None:
                                       "removed_same_class": removed_same_class, **t})
                     print(f"q{q} seed {seed} k {k} {method}: {base_pred} -> {int(pred[0])} ({t['wall_s']:.0f} s)",
                           flush=True)
-    summarize(out, state_dir, args, ssl_state, baselines, data)
+    summarize(out, state_dir, args, ssl_state, baselines, data, knn_accuracy)
 
 
-def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict, data) -> None:
+def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict, data,
+              knn_accuracy: dict) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -159,7 +163,7 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
               "k": args.k, "seeds": args.seeds, "retrain_epochs": args.epochs,
               "simclr": {"config": ssl_state["config"], "losses": ssl_state["losses"]},
               "full_model_test_accuracy": {s: baselines[s][1]["test_accuracy"][-1] for s in seeds},
-              "seed_to_seed_disagreement": seed_flips, "timing": timing, "rows": rows, "cells": cells}
+              "seed_to_seed_disagreement": seed_flips, "knn10_test_accuracy": knn_accuracy, "timing": timing, "rows": rows, "cells": cells}
     write_json(out.with_suffix(".json"), result)
     lines = ["# Counterfactual check of attribution methods (CPU scale)", "",
              f"{data.source}; {len(data.x_train)} training images; {len(done)} random test images "
@@ -179,7 +183,10 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
               f"{'-' if seed_flips is None else f'{seed_flips:.0%}'}.",
               f"SimCLR: {ssl_state['config']['arch']}, {ssl_state['config']['epochs']} epochs on the "
               f"{len(data.x_train)} training images, NT-Xent loss {ssl_state['losses'][0]:.3f} -> "
-              f"{ssl_state['losses'][-1]:.3f}.", ""]
+              f"{ssl_state['losses'][-1]:.3f}.",
+              "10-NN test accuracy of each feature space (1,000 test images, majority vote of the "
+              "10 nearest training images; how semantic the neighbours are): "
+              + ", ".join(f"{n} {a:.1%}" for n, a in knn_accuracy.items()) + ".", ""]
     write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for method in METHODS:

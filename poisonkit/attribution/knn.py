@@ -32,7 +32,7 @@ def check_args(num_queries: int, num_keys: int, k, key_labels, query_classes) ->
 
 
 def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, key_labels=None, query_classes=None,
-        query_chunk: int = 1024, key_chunk: int = 8192,
+        query_chunk: int = 2048, key_chunk: int = 16384,
         device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores [Q, k] float32, indices [Q, k] int64), best first. queries [Q, D] and keys
     [N, D] are unit-norm features (scores are cosines). key_labels [N] with query_classes
@@ -56,11 +56,11 @@ def knn(queries: torch.Tensor, keys: torch.Tensor, k: int, key_labels=None, quer
             s = q @ block.T
             if restrict:
                 same = key_labels[k0:k0 + len(block)][None, :] == query_classes[q0:q0 + len(q), None]
-                s = s.masked_fill(~same, -torch.inf)
-            idx = torch.arange(k0, k0 + len(block), device=device).expand(len(q), -1)
-            s, pos = torch.cat([best_s, s], 1).topk(k, dim=1)
-            best_i = torch.cat([best_i, idx], 1).gather(1, pos)
-            best_s = s
+                s.masked_fill_(~same, -torch.inf)
+            # the block's own top-k first, then a merge of 2k candidates: no [Q, chunk] copies
+            vals, pos = s.topk(min(k, len(block)), dim=1)
+            best_s, sel = torch.cat([best_s, vals], 1).topk(k, dim=1)
+            best_i = torch.cat([best_i, pos + k0], 1).gather(1, sel)
         all_scores.append(best_s.cpu())
         all_indices.append(best_i.cpu())
     return torch.cat(all_scores), torch.cat(all_indices)
