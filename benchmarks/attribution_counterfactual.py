@@ -112,8 +112,9 @@ def main() -> None:
         knn_accuracy[name] = float((votes.mode(1).values == data.y_test).float().mean())
     write_json(timing_path, timing)
 
-    for q in range(0 if args.summary_only else len(queries)):
-        for seed in args.seeds:
+    # seed-major: a cut run holds every method and k for its first queries under seed 0
+    for seed in [] if args.summary_only else args.seeds:
+        for q in range(len(queries)):
             base_pred = int(baselines[seed][2][q])
             for k in args.k:
                 for method in METHODS:

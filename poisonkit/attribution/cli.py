@@ -15,6 +15,13 @@ BACKBONES = ("pixels", "simclr:CHECKPOINT", "supervised:CHECKPOINT", "torchvisio
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "poisonkit" / "embeddings"
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("attribute", help="find the training images each query's prediction rests on "
                                          "(nearest neighbours in a backbone's feature space)")
@@ -40,8 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--method", choices=("exact", "faiss"), default="exact",
                    help="exact: chunked matmul + top-k in torch; faiss: IndexFlatIP")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="embedding cache folder ('none': no cache)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs when training a supervised backbone")
-    p.add_argument("--ssl-epochs", type=int, default=50, help="epochs when training a SimCLR backbone")
+    p.add_argument("--epochs", type=_positive, default=10, help="epochs when training a supervised backbone")
+    p.add_argument("--ssl-epochs", type=_positive, default=50, help="epochs when training a SimCLR backbone")
     p.add_argument("--ssl-arch", choices=("small", "resnet18"), default="small")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -157,9 +164,10 @@ def run(args: argparse.Namespace) -> int:
     backbone = BackboneSpec(args.backbone)              # unreadable weights fail here
     if args.poison is not None:
         check_spec("poison", args.poison)
-    classifier = None
+    classifier, classifier_shape = None, None
     if args.classifier is not None:
-        classifier = load_supervised(args.classifier)[0]
+        classifier, state = load_supervised(args.classifier)
+        classifier_shape = tuple(state["image_shape"])
     if args.restrict == "predicted" and classifier is None and backbone.kind != "supervised":
         raise ValueError("restrict: 'predicted' needs --classifier (a supervised checkpoint) "
                          "or a supervised: backbone")
@@ -169,7 +177,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"query: images of shape {tuple(queries.shape[1:])} differ from the training "
                          f"images' {tuple(data.x_train.shape[1:])} (CxHxW)")
     if backbone.backbone is not None:
+        backbone.backbone.check_shape(data.x_train.shape, "data")
         backbone.backbone.check_shape(queries.shape, "query")
+    if classifier_shape is not None and classifier_shape != tuple(data.x_train.shape[1:]):
+        raise ValueError(f"classifier: trained on images of shape {classifier_shape}, the data's are "
+                         f"{tuple(data.x_train.shape[1:])}")
     check_args(len(queries), len(data.x_train), args.k, None, None)
     inputs = [p for p in (args.data, backbone.path if backbone.backbone is not None else None,
                           args.classifier, args.query) if p is not None and os.path.exists(p)]
