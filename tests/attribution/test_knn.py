@@ -70,3 +70,13 @@ def test_bad_arguments_name_the_argument():
     labels = torch.tensor([0] * 9 + [1])
     with pytest.raises(ValueError, match=r"k: 2 .*class\(es\) \[1\]"):
         knn(queries, keys, 2, labels, torch.tensor([0, 1]))
+
+
+@pytest.mark.requires_cuda
+def test_exact_knn_on_the_gpu_equals_brute_force():
+    rng = np.random.default_rng(3)
+    keys, queries = unit(rng, 5000, 64), unit(rng, 300, 64)
+    s_ref, i_ref = brute_force(queries, keys, 20)
+    s, i = knn(torch.from_numpy(queries), torch.from_numpy(keys), 20, key_chunk=999, device="cuda")
+    np.testing.assert_array_equal(i.numpy(), i_ref)
+    np.testing.assert_allclose(s.numpy(), s_ref, atol=1e-4)
