@@ -46,9 +46,12 @@ def timed(fn):
     return out, {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
 
 
-def retrain(data, keep: torch.Tensor, queries: torch.Tensor, seed: int, epochs: int) -> torch.Tensor:
+def train_config(args, seed: int) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, nesterov=True, seed=seed)
+
+
+def retrain(data, keep: torch.Tensor, queries: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """Predictions on the queries of the small CNN trained on data.x_train[keep]."""
-    config = TrainConfig(epochs=epochs, batch_size=128, nesterov=True, seed=seed)
     net, _ = train_supervised(data.x_train[keep], data.y_train[keep], data.num_classes, config=config,
                               test=(queries, torch.zeros(len(queries), dtype=torch.int64)))
     return predict(net, queries)
@@ -62,6 +65,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[25, 100])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--epochs", type=int, default=3, help="epochs of every retrain")
+    ap.add_argument("--batch-size", type=int, default=32, help="of every retrain (small: more steps)")
+    ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--ssl-epochs", type=int, default=15)
     ap.add_argument("--out", default=str(RESULTS / "attribution_counterfactual"))
     ap.add_argument("--state", default=str(RESULTS.parents[1] / "out" / "attribution-counterfactual"),
@@ -88,11 +93,11 @@ def main() -> None:
     timing.setdefault("simclr_train", t)
     baselines = {}
     for seed in args.seeds:  # the full-subset model of each seed: its predictions are the reference
-        path = state_dir / f"full_seed{seed}.pt"
+        path = state_dir / f"full_seed{seed}_e{args.epochs}_b{args.batch_size}_lr{args.lr}.pt"
         if path.exists():
             state = torch.load(path, weights_only=True)
         else:
-            config = TrainConfig(epochs=args.epochs, batch_size=128, nesterov=True, seed=seed)
+            config = train_config(args, seed)
             (net, state), t = timed(lambda: train_supervised(
                 data.x_train, data.y_train, data.num_classes, checkpoint=path, config=config,
                 test=(data.x_test, data.y_test)))
@@ -128,7 +133,7 @@ def main() -> None:
                         removed = rankings[method][q, :k]
                     keep = torch.ones(len(data.x_train), dtype=torch.bool)
                     keep[removed] = False
-                    pred, t = timed(lambda: retrain(data, keep, queries[q:q + 1], seed, args.epochs))
+                    pred, t = timed(lambda: retrain(data, keep, queries[q:q + 1], train_config(args, seed)))
                     removed_same_class = float((data.y_train[removed] == query_labels[q]).float().mean())
                     write_json(cell, {"query": q, "test_index": int(pick[q]), "label": int(query_labels[q]),
                                       "seed": seed, "k": k, "method": method, "base_prediction": base_pred,
@@ -145,6 +150,10 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    groups = {}
+    for c in cells:  # a cut run: only (query, seed, k) groups measured for every method count
+        groups.setdefault((c["query"], c["seed"], c["k"]), []).append(c)
+    cells = [c for g in groups.values() if len(g) == len(METHODS) for c in g]
     timing = json.loads((state_dir / "timing.json").read_text())
     table = {}
     for c in cells:
@@ -169,7 +178,7 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
     lines = ["# Counterfactual check of attribution methods (CPU scale)", "",
              f"{data.source}; {len(data.x_train)} training images; {len(done)} random test images "
              f"(of {args.queries} planned); "
-             f"small CNN retrained {args.epochs} epochs (batch 128) without each query's top-k "
+             f"small CNN retrained {args.epochs} epochs (batch {args.batch_size}, lr {args.lr}) without each query's top-k "
              f"training images, same seed as the reference model; seeds {args.seeds}.", "",
              "| k | method | flip rate | cells | removed images of the query's class |", "|---|---|---|---|---|"]
     lines += [f"| {r['k']} | {r['method']} | {r['flip_rate']:.0%} | {r['cells']} | {r['removed_same_class']:.0%} |"
