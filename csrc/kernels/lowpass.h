@@ -76,6 +76,10 @@ struct LowpassAxisFold {
   int half = 0;                // folded positions: pairs {i, mirror(i)} and fixed points
   int even = 0;                // basis rows even under the mirror (they come first in order)
   std::vector<int> second;     // mirror(i) of each folded position i < half
+  // The true pairs (mirror(i) != i) are the positions [pair_begin, pair_end), where
+  // mirror(i) = mirror_base - i (reverse: n - 1 - i; negate: n - i): the mirrored half is a
+  // reversed run, which the load and store below stream as whole vectors.
+  int pair_begin = 0, pair_end = 0, mirror_base = 0;
   std::vector<int> order;      // the basis rows, even ones first
   bool identity = true;        // nothing folded (half = n, every row even)
 };

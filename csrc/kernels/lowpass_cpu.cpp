@@ -108,27 +108,31 @@ PK_ALWAYS_INLINE void store_row(const float* __restrict__ src, T* __restrict__ d
 }
 
 // Row i of a plane into the permuted layout: the first `half` columns, then (W folded)
-// the mirror of each at half_pad + t (0 for a fixed point), zero padded.
+// the mirror of each at half_pad + t (0 for a fixed point), zero padded. The mirrors are a
+// reversed run of the source row (see LowpassAxisFold).
 template <typename T>
 PK_ALWAYS_INLINE void load_plane_row(const T* __restrict__ src, float* __restrict__ dst,
                                      const LowpassCpuPlan& plan) {
-  const idx HW = plan.fold_w.half, HP = plan.half_pad;
+  const LowpassAxisFold& f = plan.fold_w;
+  const idx HW = f.half, HP = plan.half_pad;
   load_row(src, dst, HW, HP);
-  if (plan.fold_w.identity) return;
-  const int* second = plan.fold_w.second.data();
-  for (idx t = 0; t < HW; ++t) dst[HP + t] = second[t] != t ? to_unit(src[second[t]]) : 0.0f;
-  for (idx t = HW; t < HP; ++t) dst[HP + t] = 0.0f;
+  if (f.identity) return;
+  float* __restrict__ m = dst + HP;
+  const T* __restrict__ s = src + f.mirror_base;
+  for (idx t = 0; t < f.pair_begin; ++t) m[t] = 0.0f;
+  for (idx t = f.pair_begin; t < f.pair_end; ++t) m[t] = to_unit(s[-t]);
+  for (idx t = f.pair_end; t < HP; ++t) m[t] = 0.0f;
 }
 
 template <typename T>
 PK_ALWAYS_INLINE void store_plane_row(const float* __restrict__ src, T* __restrict__ dst,
                                       const LowpassCpuPlan& plan, StoreMode mode) {
-  const idx HW = plan.fold_w.half, HP = plan.half_pad;
-  store_row(src, dst, HW, mode);
-  if (plan.fold_w.identity) return;
-  const int* second = plan.fold_w.second.data();
-  for (idx t = 0; t < HW; ++t)
-    if (second[t] != t) store_unit(src[HP + t], dst + second[t], mode);
+  const LowpassAxisFold& f = plan.fold_w;
+  store_row(src, dst, f.half, mode);
+  if (f.identity) return;
+  const float* __restrict__ m = src + plan.half_pad;
+  T* __restrict__ d = dst + f.mirror_base;
+  for (idx t = f.pair_begin; t < f.pair_end; ++t) store_unit(m[t], d - t, mode);
 }
 
 // a, b <- a + b, a - b over n floats.
@@ -289,6 +293,11 @@ LowpassAxisFold fold_axis(const float* rows, int count, int n) {
     fold.second.clear();
     for (int i = 0; i < n && i <= mirror(i); ++i) fold.second.push_back(mirror(i));
     fold.half = static_cast<int>(fold.second.size());
+    // Reverse: pairs from 0 (a fixed point at the end when n is odd); negate: from 1
+    // (0 is fixed, and n / 2 when n is even).
+    fold.pair_begin = mirror(0) == 0 ? 1 : 0;
+    fold.pair_end = fold.second.back() == fold.half - 1 ? fold.half - 1 : fold.half;
+    fold.mirror_base = fold.second[fold.pair_begin] + fold.pair_begin;
     fold.identity = false;
     return true;
   };
