@@ -100,7 +100,8 @@ def train_tiny_vae(images: torch.Tensor, steps: int = TINY_TRAINING["steps"],
         loss.backward()
         optimizer.step()
         scheduler.step()
-        running = float(l1) if running is None else 0.95 * running + 0.05 * float(l1)
+        l1 = l1.item()
+        running = l1 if running is None else 0.95 * running + 0.05 * l1
         bar.set_postfix(l1=f"{running:.4f}")
     record = dict(TINY_TRAINING, steps=steps, batch_size=batch_size, lr=lr, kl_weight=kl_weight,
                   seed=seed, num_images=len(images), final_l1_ema=running,
@@ -111,19 +112,20 @@ def train_tiny_vae(images: torch.Tensor, steps: int = TINY_TRAINING["steps"],
 
 def default_vae(data: str | os.PathLike | None = None, progress: bool = True):
     """The cached stand-in VAE (cache_dir()/tiny-vae-cifar-v1), trained on first use on the
-    training images of `data` (an .npz; default $POISONKIT_DATA) and published atomically
+    training images of `data` (an .npz or ImageFolder of 32x32 RGB images; default
+    $POISONKIT_DATA) and published atomically
     (a staging folder renamed into place under a lock), so concurrent first uses train it
     once and a killed training leaves nothing half-written."""
     dest = cache_dir() / TINY_NAME
     if (dest / "config.json").is_file():
         return load_vae(dest)
-    from ..data.datasets import data_path, load_npz
+    from ..data.datasets import data_path, load_dataset
     source = data_path(data)
     if source is None:
         raise ValueError(f"vae: the stand-in VAE is not in the cache ({dest}) and no data to "
-                         "train it on: pass --data / data= an .npz of 32x32 RGB images (or set "
+                         "train it on: pass --data / data= a dataset of 32x32 RGB images (or set "
                          "$POISONKIT_DATA), or --vae a diffusers AutoencoderKL folder")
-    images = load_npz(source)["x_train"]
+    images = load_dataset(source, download=False).x_train
     with Staging(dest) as stage:
         if (dest / "config.json").is_file():  # another run published it while we waited
             return load_vae(dest)
