@@ -22,14 +22,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def load_img2img(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """A StableDiffusionImg2ImgPipeline from a local folder (model_index.json + parts),
     local files only; its safety checker is not loaded (nothing to download)."""
-    from diffusers import StableDiffusionImg2ImgPipeline
     path = Path(path)
     if not (path / "model_index.json").is_file():
         raise FileNotFoundError(f"pipeline: {path} is not a diffusers pipeline folder (no "
                                 "model_index.json)")
+    try:  # Stable Diffusion's text encoder and tokenizer live in transformers
+        import transformers  # noqa: F401
+    except ImportError:
+        raise ValueError("pipeline: a Stable Diffusion img2img pipeline needs the transformers "
+                         "package (its CLIP text encoder), which is not installed") from None
+    from diffusers import StableDiffusionImg2ImgPipeline
     try:
         pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-            path, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+            path, local_files_only=True, low_cpu_mem_usage=False, safety_checker=None,
+            requires_safety_checker=False)
     except (OSError, ValueError) as e:
         raise ValueError(f"pipeline: cannot load an img2img pipeline from {path}: {e}") from e
     pipe.set_progress_bar_config(disable=True)

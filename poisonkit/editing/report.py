@@ -116,7 +116,7 @@ def plot_grid(probe: Probe, clean: torch.Tensor, protected: torch.Tensor, specs:
 
 def write_report(results: dict[str, dict], out: Path, meta: dict, stem: str = "editing") -> dict:
     """OUT/STEM.json (meta + results + undone_at_jpeg_quality), OUT/STEM.md and
-    OUT/STEM_curves.png; returns their paths."""
+    OUT/STEM.png (the curves); returns their paths."""
     out = Path(out)
     undone = undone_at(results)
     write_json(out / f"{stem}.json", {**meta, "undone_below": UNDONE_BELOW,
@@ -129,7 +129,7 @@ def write_report(results: dict[str, dict], out: Path, meta: dict, stem: str = "e
         + "\n" + verdict + "\n"
     write_text(out / f"{stem}.md", text)
     paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md"}
-    curves = plot_curves(results, out / f"{stem}_curves.png", meta.get("title", ""))
+    curves = plot_curves(results, out / f"{stem}.png", meta.get("title", ""))
     if curves:
         paths["curves"] = curves
     return paths

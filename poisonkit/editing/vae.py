@@ -55,7 +55,7 @@ def load_vae(path: str | os.PathLike):
                                 "AutoencoderKL folder (for a full pipeline folder, pass its vae/ "
                                 "subfolder)")
     try:
-        vae = AutoencoderKL.from_pretrained(path, local_files_only=True)
+        vae = AutoencoderKL.from_pretrained(path, local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError, EnvironmentError) as e:
         raise ValueError(f"vae: cannot load an AutoencoderKL from {path}: {e}") from e
     return vae.eval().requires_grad_(False)

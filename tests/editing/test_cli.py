@@ -48,7 +48,7 @@ def test_protect_then_evaluate(setup, capsys):
     none = report["results"]["none"]
     assert none["remaining"] == pytest.approx(1.0)
     assert "not measured" in report["edit_similarity"]
-    for name in ("editing.md", "editing_curves.png", "editing_grid.png"):
+    for name in ("editing.md", "editing.png", "editing_grid.png"):
         assert (ev / name).stat().st_size > 0
     assert "| jpeg:20 |" in (ev / "editing.md").read_text()
     assert main(args) == 2  # a non-empty --out needs --resume or --force
