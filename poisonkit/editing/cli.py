@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 STAND_IN = "stand-in"
 PROTECTED_FILE = "protected.npz"
@@ -38,15 +35,18 @@ def _protect_edit(args: argparse.Namespace) -> int:
     from ..data.datasets import data_path, load_dataset
     from .attack import check_budget
     from .protect import protect
+    from .vae import check_vae_input, tiny_vae
     check_budget(args.eps, args.step, args.iters)  # bad numbers fail before any loading
     source = data_path(args.data)
     if source is None:
         raise ValueError("data: pass --data (an .npz or ImageFolder) or set $POISONKIT_DATA")
     out = check_output_folder(args.out, [source], force=args.force, reuse=args.resume)
-    vae, vae_name = _vae(args, source)
     dataset = load_dataset(source, download=False)
     images = getattr(dataset, f"x_{args.split}")
     images = images[:args.count] if args.count else images
+    if not args.vae or args.vae == STAND_IN:  # before the stand-in's first-use training
+        check_vae_input(tiny_vae(), tuple(images.shape))
+    vae, vae_name = _vae(args, source)
     result = protect(images, vae, target=args.target, eps=args.eps, step=args.step,
                      iters=args.iters, seed=args.seed, batch_size=args.batch_size,
                      device=_device(args.device), state=out / "state", vae_name=vae_name)

@@ -62,7 +62,8 @@ def plot_curves(results: dict[str, dict], path: Path, title: str = "") -> Path |
               ("recon_psnr", "recon_psnr_clean", "PSNR of D(E(x)) vs clean (dB)"),
               ("dist_target", "dist_target_clean", "latent distance to target")]
     panels = [p for p in panels if p[0] in none]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    axes = axes[0]
     for ax, (key, clean_key, label) in zip(axes, panels):
         ax.plot(q, [p[1][key] for p in curve], "o-", label="protected")
         ax.axhline(none[key], color="C0", ls=":", lw=1, label="protected, no JPEG")

@@ -73,3 +73,15 @@ def test_bad_eval_input(setup, capsys):
     assert "protect-edit" in capsys.readouterr().err
     assert main(["eval-editing", "--protected", str(setup), "--purify", "blur"]) == 2
     assert "unknown 'blur'" in capsys.readouterr().err
+
+
+def test_stand_in_refuses_unfit_images_before_training(tmp_path, monkeypatch, capsys, cifar):
+    import numpy as np
+    from poisonkit.editing import vae as vae_module
+    monkeypatch.setenv("POISONKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(vae_module, "train_tiny_vae", lambda *a, **k: pytest.fail("trained"))
+    gray = lambda x: x[:, :1, :15, :15].permute(0, 2, 3, 1).numpy()  # 1 channel, odd size
+    np.savez(tmp_path / "gray.npz", x_train=gray(cifar["x_train"][:4]), y_train=np.zeros(4, np.int64),
+             x_test=gray(cifar["x_test"][:4]), y_test=np.zeros(4, np.int64))
+    assert main(["protect-edit", "--data", str(tmp_path / "gray.npz"), "--out", str(tmp_path / "o")]) == 2
+    assert "the VAE takes 3-channel images, got 1" in capsys.readouterr().err
