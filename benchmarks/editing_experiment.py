@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from poisonkit import ops
 from poisonkit.bench.common import machine
 from poisonkit.editing.attack import DEFAULT_EPS, DEFAULT_ITERS, DEFAULT_STEP
 from poisonkit.editing.evaluate import evaluate
@@ -31,12 +32,24 @@ PAPER = ("Sandoval-Segura, Geiping & Goldstein (2023), 'JPEG Compressed Images C
          "is not robust to JPEG (qualitative finding, their Stable Diffusion setting).")
 
 
+def low_frequency_share(clean: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
+    """Share of the perturbation's energy inside the DCT low-pass blocks keeping half and
+    30% of each axis's frequencies (white noise: 0.25 and 0.08): a perturbation made
+    mostly of low frequencies survives JPEG, which quantizes high frequencies hardest."""
+    delta = protected.float() / 255 - clean.float() / 255
+    energy = delta.square().sum()
+    return {f"keep {keep}": round(float(ops.lowpass(delta, keep, clamp=False).square().sum() / energy), 3)
+            for keep in (0.5, 0.3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=os.environ.get("POISONKIT_DATA", str(DEFAULT_DATA)))
     parser.add_argument("--count", type=int, default=128, help="test images protected")
     parser.add_argument("--iters", type=int, default=DEFAULT_ITERS)
     parser.add_argument("--eps", type=float, default=DEFAULT_EPS)
+    parser.add_argument("--step", type=float, default=DEFAULT_STEP)
+    parser.add_argument("--stem", default="editing", help="result file names (STEM.json, ...)")
     parser.add_argument("--work", default="out/editing-experiment")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -47,7 +60,7 @@ def main() -> None:
     from poisonkit.data import load_npz
     clean = load_npz(args.data)["x_test"][:args.count]
     t0 = time.time()
-    result = protect(clean, vae, eps=args.eps, step=DEFAULT_STEP, iters=args.iters,
+    result = protect(clean, vae, eps=args.eps, step=args.step, iters=args.iters,
                      batch_size=32, state=work / f"state-eps{args.eps}-it{args.iters}",
                      vae_name=TINY_NAME)
     attack_seconds = time.time() - t0
@@ -62,18 +75,19 @@ def main() -> None:
                                         "downsampling, 4x16x16 latents)",
             "vae_training": {k: training[k] for k in ("steps", "batch_size", "lr", "kl_weight",
                                                       "num_images", "final_l1_ema")},
-            "attack": {"eps": args.eps, "eps_in_255ths": args.eps * 127.5, "step": DEFAULT_STEP,
+            "attack": {"eps": args.eps, "eps_in_255ths": args.eps * 127.5, "step": args.step,
                        "iters": args.iters, "target": "grey", "latent": "latent_dist.mean",
                        "distance_start": float(d[0].mean()), "distance_end": float(d[-1].mean()),
-                       "seconds": round(attack_seconds, 1)},
+                       "seconds_this_run": round(attack_seconds, 1)},
+            "perturbation_energy_in_low_frequencies": low_frequency_share(clean, result.protected),
             "edit_similarity": "not measured (no Stable Diffusion img2img pipeline on this machine)",
             "paper": PAPER, "machine": machine(), "load_average": os.getloadavg(),
-            "seconds": round(time.time() - started, 1)}
+            "seconds_this_run": round(time.time() - started, 1)}
     out = Path(args.out)
-    write_report(results, out, meta)
-    plot_grid(Probe(vae), clean, result.protected, ["jpeg:75", "jpeg:30"], out / "editing_grid.png")
+    write_report(results, out, meta, stem=args.stem)
+    plot_grid(Probe(vae), clean, result.protected, ["jpeg:75", "jpeg:30"], out / f"{args.stem}_grid.png")
     undone = undone_at(results)
-    print((out / "editing.md").read_text())
+    print((out / f"{args.stem}.md").read_text())
     print(f"undone (remaining < {UNDONE_BELOW}) from JPEG quality: {undone}")
 
 
