@@ -114,8 +114,8 @@ def default_vae(data: str | os.PathLike | None = None, progress: bool = True):
     """The cached stand-in VAE (cache_dir()/tiny-vae-cifar-v1), trained on first use on the
     training images of `data` (an .npz or ImageFolder of 32x32 RGB images; default
     $POISONKIT_DATA) and published atomically
-    (a staging folder renamed into place under a lock), so concurrent first uses train it
-    once and a killed training leaves nothing half-written."""
+    (a staging folder renamed into place under a lock): a second first use while one trains
+    fails at once naming the holder, and a killed training leaves nothing half-written."""
     dest = cache_dir() / TINY_NAME
     if (dest / "config.json").is_file():
         return load_vae(dest)

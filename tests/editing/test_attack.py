@@ -8,6 +8,7 @@ import torch
 from poisonkit.editing.attack import (encoder_attack, latent_of, quantize, random_start,
                                       target_latent, to_signed)
 from poisonkit.editing.protect import protect
+from tests.conftest import requires_cuda
 
 
 def reference_pgd(X, encode, target, eps, step_size, iters, noise):
@@ -114,3 +115,13 @@ def test_bad_settings(tiny_vae, crops, kwargs, match):
 def test_bad_images(tiny_vae, images, match):
     with pytest.raises(ValueError, match=match):
         protect(images, tiny_vae, iters=1, progress=False)
+
+
+@requires_cuda
+def test_cuda_matches_cpu(tiny_vae, crops):
+    cpu = protect(crops, tiny_vae, iters=5, progress=False, device="cpu")
+    gpu = protect(crops, tiny_vae, iters=5, progress=False, device="cuda")
+    assert gpu.protected.device.type == "cpu"
+    # Signed steps amplify float differences into whole steps on a few pixels.
+    assert (gpu.protected.int() - cpu.protected.int()).ne(0).float().mean() < 0.05
+    assert torch.allclose(gpu.distances, cpu.distances, rtol=0.05)
