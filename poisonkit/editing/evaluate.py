@@ -31,7 +31,7 @@ def evaluate(clean: torch.Tensor, protected: torch.Tensor, vae, specs: list[str]
     protected copies; writes OUT/conditions/<spec>.json per condition and returns
     {spec: summary} (metrics.summarize). 'none' is always measured (the baseline of
     `remaining`). With resume, conditions already in OUT for the same images, VAE and
-    target are read back instead of measured."""
+    named target are read back instead of measured."""
     check_images(clean)
     check_images(protected)
     if clean.dtype != torch.uint8 or protected.dtype != torch.uint8 or clean.shape != protected.shape:
@@ -42,9 +42,10 @@ def evaluate(clean: torch.Tensor, protected: torch.Tensor, vae, specs: list[str]
     specs = ["none"] + [s for s in dict.fromkeys(specs) if s != "none"]
     functions = {spec: purification(spec) for spec in specs}  # bad specs fail before work
     probe = Probe(vae, device)
+    key = {"images": fingerprint(clean), "protected": fingerprint(protected), "vae": vae_name,
+           "target": target if isinstance(target, str) else "tensor"}
     target = target_latent(probe.latent, target, to_signed(clean[:1]).to(probe.device)) \
         if not isinstance(target, torch.Tensor) else target.to(probe.device)
-    key = {"images": fingerprint(clean), "protected": fingerprint(protected), "vae": vae_name}
     folder = Path(out) / "conditions"
     folder.mkdir(parents=True, exist_ok=True)
 

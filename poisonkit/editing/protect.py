@@ -87,13 +87,14 @@ def protect(images: torch.Tensor, vae, *, target="grey", eps: float = DEFAULT_EP
     if hasattr(vae, "to"):
         vae = vae.to(device)
     latent = latent_of(vae)
+    target_name = target
     target = target_latent(latent, target, to_signed(images[:1]).to(device)) \
         if not isinstance(target, torch.Tensor) else target.to(device)
 
     state = Path(state) if state is not None else None
     if state is not None:
-        _open_state(state, {"eps": eps, "step": step, "iters": iters, "seed": seed,
-                            "batch_size": batch_size, "vae": vae_name,
+        _open_state(state, {"target": target_name, "eps": eps, "step": step, "iters": iters,
+                            "seed": seed, "batch_size": batch_size, "vae": vae_name,
                             "images": fingerprint(images), "count": len(images),
                             "dtype": str(images.dtype)})
     protected, distances = [], []

@@ -85,6 +85,9 @@ def test_resume_and_batch_independent_start(tiny_vae, crops, tmp_path):
     with pytest.raises(ValueError, match="state: .*settings differ in \\['eps'\\]"):
         protect(crops, tiny_vae, eps=0.1, iters=5, batch_size=2, state=tmp_path / "s",
                 progress=False)
+    with pytest.raises(ValueError, match="settings differ in \\['target'\\]"):
+        protect(crops, tiny_vae, target="zero", iters=5, batch_size=2, state=tmp_path / "s",
+                progress=False)
     # The random start is a function of (seed, index): the same rows in any batch.
     starts = random_start((6, 3, 4, 4), torch.arange(6), 7)
     assert torch.equal(starts[4:], random_start((2, 3, 4, 4), torch.tensor([4, 5]), 7))
