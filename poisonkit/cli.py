@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exit with status 1 when any signal is flagged (for scripts)")
     insp.set_defaults(func=_inspect)
     attribution_cli.add_parser(sub)  # `poisonkit attribute` (poisonkit/attribution/cli.py)
+    from .editing.cli import add_commands as add_editing_commands
+    add_editing_commands(sub)  # protect-edit, eval-editing
     return parser
 
 
