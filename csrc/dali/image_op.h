@@ -6,7 +6,7 @@
 // launch per group of same-shaped samples on DALI's stream (GPU).
 //
 // An operator derives from PlanarImageOp<Itself, Backend> (CRTP) and writes, once for every
-// dtype, the templates
+// dtype, the public templates (the base calls them, so it needs no friendship)
 //   template <typename Tin, typename Tout>
 //   void RunCpu(int sample, const PlanarShape& in, const Tin* x, Tout* y, float* scratch) const;
 //   template <typename Tin, typename Tout>
@@ -33,6 +33,16 @@ inline void enforce_cuda(cudaError_t err, const char* what) {
   DALI_ENFORCE(err == cudaSuccess, ::dali::make_string(what, ": ", cudaGetErrorString(err)));
 }
 #endif
+
+// A kernel's parameters (ArParams, LspParams, Filter2dParams, ...: any struct with channels,
+// height and width) at one sample's shape.
+template <typename Params>
+Params with_shape(Params params, const PlanarShape& s) {
+  params.channels = s.c;
+  params.height = s.h;
+  params.width = s.w;
+  return params;
+}
 
 template <typename Derived, typename Backend>
 class PlanarImageOp : public ::dali::Operator<Backend> {

@@ -3,36 +3,15 @@
 //   ar_generate: AR perturbations, float32 [N, C, H, W]
 //   ar_poison: images plus their perturbations, clamped (and rounded for uint8)
 //   ar_filter: every class's AR-filter valid response, float32 [N, K, H-2, W-2]
-#include <torch/library.h>
 
 #include "ar_args.h"
 #include "checks.h"
 #include "parallel.h"
+#include "registration.h"
 
 namespace poisonkit {
 
 namespace {
-
-void check_lowest_index(const at::Tensor& indices, const char* op) {
-  const int64_t lowest = min_max(indices).first;
-  TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
-}
-
-// range: also check that they are >= 0 (a scan; a host sync on CUDA).
-void check_indices(const at::Tensor& indices, const char* op, bool range = true) {
-  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, got ",
-              indices.scalar_type());
-  TORCH_CHECK(indices.dim() == 1, op, ": indices must be 1-D [N], got shape ", indices.sizes());
-  TORCH_CHECK(indices.size(0) > 0, op, ": indices is an empty batch (N = 0)");
-  if (range) check_lowest_index(indices, op);
-}
-
-void check_ranges(const at::Tensor& labels, const at::Tensor& indices, int64_t K) {
-  const auto [lo, hi] = min_max(labels);
-  TORCH_CHECK(lo >= 0 && hi < K, "ar_generate: labels must be in [0, ", K, "), got values in [",
-              lo, ", ", hi, "]");
-  check_lowest_index(indices, "ar_generate");
-}
 
 void check_canvas_size(int64_t channels, int64_t canvas_h, int64_t canvas_w, const char* op) {
   check_kernel_args(ar_canvas_error(channels, canvas_h, canvas_w), op);
@@ -57,18 +36,11 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
                             const at::Tensor& indices, int64_t key, int64_t height,
                             int64_t width, int64_t crop, std::optional<double> eps, double p) {
   check_coeffs(coeffs, "ar_generate");
-  check_indices(indices, "ar_generate", false);  // range: check_ranges below
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "ar_generate: labels must be int64, got ",
-              labels.scalar_type());
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == indices.size(0),
-              "ar_generate: labels must be [N] with N = len(indices) = ", indices.size(0),
-              ", got shape ", labels.sizes());
-  TORCH_CHECK(labels.device() == coeffs.device() && indices.device() == coeffs.device(),
-              "ar_generate: labels and indices must be on coeffs' device (", coeffs.device(),
-              "), got ", labels.device(), " and ", indices.device());
-  // On CUDA the kernels check labels and indices (ArParams::num_classes, reported with the
-  // status flags read back after the launch): no host sync here.
-  if (coeffs.is_cpu()) check_ranges(labels, indices, coeffs.size(0));
+  // On CUDA the kernels check the label and index values (ArParams::num_classes, reported
+  // with the status flags read back after the launch): no host sync here.
+  const bool scan = coeffs.is_cpu();
+  const int64_t n = check_sample_indices(indices, coeffs.device(), "ar_generate", scan);
+  check_labels(labels, n, coeffs.size(0), coeffs.device(), "ar_generate", scan);
   TORCH_CHECK(height >= 1 && width >= 1, "ar_generate: height and width must be >= 1, got ",
               height, "x", width);
   TORCH_CHECK(crop >= 0, "ar_generate: crop must be >= 0, got ", crop);
@@ -112,7 +84,9 @@ void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels,
   const uint8_t* status = flags.data_ptr<uint8_t>();
   for (int64_t i = 0; i < flags.numel(); ++i) {
     if (status[i] == kArBadLabel || status[i] == kArBadIndex) {
-      check_ranges(labels, indices, num_classes);  // names the values
+      // the value scans name the offending values (an error path: its syncs do not matter)
+      check_sample_indices(indices, indices.device(), "ar_generate");
+      check_labels(labels, indices.size(0), num_classes, labels.device(), "ar_generate");
     }
     TORCH_CHECK(status[i] == kArOk, "ar_generate: the AR process of class ",
                 labels[i].item<int64_t>(),
@@ -123,7 +97,7 @@ void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels,
 
 ArParams ar_canvas_params(const at::Tensor& indices, int64_t key, int64_t channels,
                           int64_t height, int64_t width) {
-  check_indices(indices, "ar_canvas");
+  check_sample_indices(indices, indices.device(), "ar_canvas");
   TORCH_CHECK(channels >= 1 && height >= 1 && width >= 1,
               "ar_canvas: channels, height and width must be >= 1, got ", channels, ", ", height,
               ", ", width);
@@ -262,20 +236,15 @@ at::Tensor ar_filter_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in) {
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(poisonkit, m) {
-  m.def("ar_canvas(Tensor indices, int key, int channels, int height, int width) -> Tensor");
-  m.def("ar_generate(Tensor coeffs, Tensor labels, Tensor indices, int key, int height, "
-        "int width, int crop, float? eps, float p) -> Tensor");
-  m.def("ar_poison(Tensor x, Tensor coeffs, Tensor labels, Tensor indices, int key, int crop, "
-        "float eps, float p) -> Tensor");
-  m.def("ar_filter(Tensor x, Tensor coeffs) -> Tensor");
-}
+POISONKIT_DEFINE_OPS(
+    "ar_canvas(Tensor indices, int key, int channels, int height, int width) -> Tensor",
+    "ar_generate(Tensor coeffs, Tensor labels, Tensor indices, int key, int height, int width, "
+    "int crop, float? eps, float p) -> Tensor",
+    "ar_poison(Tensor x, Tensor coeffs, Tensor labels, Tensor indices, int key, int crop, "
+    "float eps, float p) -> Tensor",
+    "ar_filter(Tensor x, Tensor coeffs) -> Tensor")
 
-TORCH_LIBRARY_IMPL(poisonkit, CPU, m) {
-  m.impl("ar_canvas", &ar_canvas_cpu);
-  m.impl("ar_generate", &ar_generate_cpu);
-  m.impl("ar_poison", &ar_poison_cpu);
-  m.impl("ar_filter", &ar_filter_cpu);
-}
+POISONKIT_IMPL_OPS(CPU, "ar_canvas", &ar_canvas_cpu, "ar_generate", &ar_generate_cpu,
+                   "ar_poison", &ar_poison_cpu, "ar_filter", &ar_filter_cpu)
 
 }  // namespace poisonkit

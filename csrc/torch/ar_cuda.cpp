@@ -4,10 +4,10 @@
 // launch; the range checks that ran on the host before are done by the kernels.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include "ar_args.h"
 #include "checks.h"
+#include "registration.h"
 
 namespace poisonkit {
 
@@ -98,11 +98,7 @@ at::Tensor ar_filter_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(poisonkit, CUDA, m) {
-  m.impl("ar_canvas", &ar_canvas_cuda_impl);
-  m.impl("ar_generate", &ar_generate_cuda_impl);
-  m.impl("ar_poison", &ar_poison_cuda_impl);
-  m.impl("ar_filter", &ar_filter_cuda_impl);
-}
+POISONKIT_IMPL_OPS(CUDA, "ar_canvas", &ar_canvas_cuda_impl, "ar_generate", &ar_generate_cuda_impl,
+                   "ar_poison", &ar_poison_cuda_impl, "ar_filter", &ar_filter_cuda_impl)
 
 }  // namespace poisonkit
