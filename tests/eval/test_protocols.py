@@ -142,6 +142,16 @@ def test_ar_protocol_normalises_with_the_reference_constants(images):
         torch.testing.assert_close(got, TF.normalize(ref, CIFAR_MEAN, REFERENCE_STD), atol=1e-6, rtol=0)
 
 
+def reference_step2(x):
+    """The step-2 chain per [0, 1] image as the reference composes it (torchvision v1
+    transforms; global RNG seeded 11), then crop and flip (crop_draws seed 6), Normalize."""
+    torch.manual_seed(11)
+    chain = T.Compose([T.RandomRotation(10), T.RandomAffine(0, shear=10, scale=(0.8, 1.2)),
+                       T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)])
+    return [TF.normalize(random_crop_flip(chain(img), draw), CIFAR_MEAN, REFERENCE_STD)
+            for img, draw in zip(x, crop_draws(6, N, 32))]
+
+
 def test_projection_step2_chain_order(images):
     """RandomRotation(10) -> RandomAffine(0, shear=10, scale=(0.8, 1.2)) -> ColorJitter(0.2,
     0.2, 0.2) -> RandomCrop(32, padding=4) -> flip -> Normalize, per image, torchvision v1
@@ -150,11 +160,7 @@ def test_projection_step2_chain_order(images):
     x = images.float() / 255
     torch.manual_seed(11)
     out = train_view(lambda b: b, proto, x, torch.Generator().manual_seed(6))
-    torch.manual_seed(11)
-    chain = T.Compose([T.RandomRotation(10), T.RandomAffine(0, shear=10, scale=(0.8, 1.2)),
-                       T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)])
-    for img, draw, got in zip(x, crop_draws(6, N, 32), out):
-        ref = TF.normalize(random_crop_flip(chain(img), draw), CIFAR_MEAN, REFERENCE_STD)
+    for got, ref in zip(out, reference_step2(x)):
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
     assert dict(proto.recipe) == {"batch_size": 128, "weight_decay": 1e-4, "nesterov": False,
                                   "schedule": "multistep"}
@@ -177,11 +183,7 @@ def test_projection_step2_trains_on_the_projected_images(images, tmp_path):
     flat = images.double().flatten(1) / 255
     projected = (flat - flat @ q @ q.T).float().view(images.shape)
     assert projected.min() < 0 or projected.max() > 1  # so a clamp before the chain would show
-    torch.manual_seed(11)
-    chain = T.Compose([T.RandomRotation(10), T.RandomAffine(0, shear=10, scale=(0.8, 1.2)),
-                       T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)])
-    for img, draw, got in zip(projected, crop_draws(6, N, 32), out):
-        ref = TF.normalize(random_crop_flip(chain(img), draw), CIFAR_MEAN, REFERENCE_STD)
+    for got, ref in zip(out, reference_step2(projected)):
         torch.testing.assert_close(got, ref, atol=1e-4, rtol=0)
 
 
