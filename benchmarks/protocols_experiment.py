@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from poisonkit.data import load_dataset
-from poisonkit.eval.run import run_matrix
+from poisonkit.eval.run import _slug, run_matrix
 from poisonkit.eval.train import TrainConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-10k.npz"
@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/protocols")
     parser.add_argument("--only", default=None,
                         help="comma-separated poison names (before any ':'): run only their cells")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="write the report from the cells already in OUT/runs, training none")
     parser.add_argument("--train-subset", type=int, default=None, help="random training subset size")
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
@@ -43,6 +45,8 @@ def main() -> None:
         conditions = [c for c in CONDITIONS if c[0].partition(":")[0] in keep]
         if not conditions:
             parser.error(f"--only {args.only}: no condition has one of these poisons")
+    if args.finished_only:  # keyless specs: the run file is named by the spec itself
+        conditions = [c for c in conditions if (Path(args.out) / "runs" / f"{_slug(*c)}.json").is_file()]
     data = load_dataset(args.data)
     if args.train_subset:
         data = data.subset(args.train_subset, None)
