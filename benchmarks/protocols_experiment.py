@@ -51,8 +51,8 @@ def main() -> None:
     if args.train_subset:
         data = data.subset(args.train_subset, None)
     notes = [f"small CNN, {args.epochs} epochs, seed 0, one run per cell, {data.source}, on a "
-             "shared 2-core machine (one thread per run, load average 8-15 while measured): "
-             "expect a few points of noise",
+             "shared 2-core machine (one thread per run; the load while measured is in the "
+             "project README): expect a few points of noise",
              "DFR: last linear layer refitted (full-batch LBFGS on eval-mode features) on a "
              "clean, held-out 10% of the training split that was never trained on"]
     run_matrix(conditions, data, args.out, model="small",
