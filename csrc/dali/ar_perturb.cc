@@ -93,9 +93,11 @@ class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
     }
     uint8_t* finite_gpu = scratch.AllocateGPU<uint8_t>(n);
     float* work = scratch.AllocateGPU<float>(ar_poison_cuda_scratch_floats(p, n));
-    enforce_cuda(ar_poison_cuda<T>(x, y, scratch.ToGPU(stream, coeffs_),
-                                   scratch.ToGPU(stream, labels), scratch.ToGPU(stream, indices),
-                                   n, p, finite_gpu, work, stream),
+    // One copy through DALI's pinned staging (not three from pageable vectors).
+    const auto [coeffs, labels_gpu, indices_gpu] =
+        scratch.ToContiguousGPU(stream, coeffs_, labels, indices);
+    enforce_cuda(ar_poison_cuda<T>(x, y, coeffs, labels_gpu, indices_gpu, n, p, finite_gpu, work,
+                                   stream),
                  "poisonkit: ar_poison launch");
     std::vector<uint8_t> finite(n);
     enforce_cuda(cudaMemcpyAsync(finite.data(), finite_gpu, n, cudaMemcpyDeviceToHost, stream),

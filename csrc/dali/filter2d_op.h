@@ -69,7 +69,8 @@ class Filter2dOp : public PlanarImageOp<Filter2dOp<Backend>, Backend> {
     weights.reserve(n * p.taps());
     for (int i : samples) weights.insert(weights.end(), kernel_of(i), kernel_of(i) + p.taps());
     float* work = scratch.AllocateGPU<float>(filter2d_cuda_scratch_floats(p, n));
-    enforce_cuda(filter2d_cuda<T>(x, y, scratch.ToGPU(stream, weights), n, p, work, stream),
+    const float* weights_gpu = std::get<0>(scratch.ToContiguousGPU(stream, weights));
+    enforce_cuda(filter2d_cuda<T>(x, y, weights_gpu, n, p, work, stream),
                  "poisonkit: filter2d launch");
   }
 #endif

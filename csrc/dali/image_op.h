@@ -162,6 +162,8 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
   }
 
 #if defined(POISONKIT_WITH_CUDA)
+  // Host arrays go up through DALI's pinned staging (ToContiguousGPU), never from pageable
+  // memory.
   template <typename Tin, typename Tout>
   void RunAllGpu(::dali::Workspace& ws, const ::dali::TensorList<::dali::GPUBackend>& in,
                  ::dali::TensorList<::dali::GPUBackend>& out) {
@@ -181,12 +183,12 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
       }
       Tin* px = scratch.AllocateGPU<Tin>(n * s.volume());
       Tout* py = scratch.AllocateGPU<Tout>(n * o.volume());
-      enforce_cuda(gather_planar_cuda<Tin>(scratch.ToGPU(stream, srcs), px, n, s,
-                                           strides_of(layout_, s), stream),
+      const Tin* const* srcs_gpu = std::get<0>(scratch.ToContiguousGPU(stream, srcs));
+      enforce_cuda(gather_planar_cuda<Tin>(srcs_gpu, px, n, s, strides_of(layout_, s), stream),
                    "poisonkit: layout copy");
       self().RunGpu(samples, s, px, py, scratch, stream);
-      enforce_cuda(scatter_planar_cuda<Tout>(py, scratch.ToGPU(stream, dsts), n, o,
-                                             strides_of(layout_, o), stream),
+      Tout* const* dsts_gpu = std::get<0>(scratch.ToContiguousGPU(stream, dsts));
+      enforce_cuda(scatter_planar_cuda<Tout>(py, dsts_gpu, n, o, strides_of(layout_, o), stream),
                    "poisonkit: layout copy");
     }
   }

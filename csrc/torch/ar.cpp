@@ -13,13 +13,25 @@ namespace poisonkit {
 
 namespace {
 
-void check_indices(const at::Tensor& indices, const char* op) {
+void check_lowest_index(const at::Tensor& indices, const char* op) {
+  const int64_t lowest = min_max(indices).first;
+  TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
+}
+
+// range: also check that they are >= 0 (a scan; a host sync on CUDA).
+void check_indices(const at::Tensor& indices, const char* op, bool range = true) {
   TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, got ",
               indices.scalar_type());
   TORCH_CHECK(indices.dim() == 1, op, ": indices must be 1-D [N], got shape ", indices.sizes());
   TORCH_CHECK(indices.size(0) > 0, op, ": indices is an empty batch (N = 0)");
-  const int64_t lowest = min_max(indices).first;
-  TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
+  if (range) check_lowest_index(indices, op);
+}
+
+void check_ranges(const at::Tensor& labels, const at::Tensor& indices, int64_t K) {
+  const auto [lo, hi] = min_max(labels);
+  TORCH_CHECK(lo >= 0 && hi < K, "ar_generate: labels must be in [0, ", K, "), got values in [",
+              lo, ", ", hi, "]");
+  check_lowest_index(indices, "ar_generate");
 }
 
 void check_canvas_size(int64_t channels, int64_t canvas_h, int64_t canvas_w, const char* op) {
@@ -45,7 +57,7 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
                             const at::Tensor& indices, int64_t key, int64_t height,
                             int64_t width, int64_t crop, std::optional<double> eps, double p) {
   check_coeffs(coeffs, "ar_generate");
-  check_indices(indices, "ar_generate");
+  check_indices(indices, "ar_generate", false);  // range: check_ranges below
   TORCH_CHECK(labels.scalar_type() == at::kLong, "ar_generate: labels must be int64, got ",
               labels.scalar_type());
   TORCH_CHECK(labels.dim() == 1 && labels.size(0) == indices.size(0),
@@ -54,10 +66,9 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
   TORCH_CHECK(labels.device() == coeffs.device() && indices.device() == coeffs.device(),
               "ar_generate: labels and indices must be on coeffs' device (", coeffs.device(),
               "), got ", labels.device(), " and ", indices.device());
-  const int64_t K = coeffs.size(0);
-  const auto [lo, hi] = min_max(labels);
-  TORCH_CHECK(lo >= 0 && hi < K, "ar_generate: labels must be in [0, ", K, "), got values in [",
-              lo, ", ", hi, "]");
+  // On CUDA the kernels check labels and indices (ArParams::num_classes, reported with the
+  // status flags read back after the launch): no host sync here.
+  if (coeffs.is_cpu()) check_ranges(labels, indices, coeffs.size(0));
   TORCH_CHECK(height >= 1 && width >= 1, "ar_generate: height and width must be >= 1, got ",
               height, "x", width);
   TORCH_CHECK(crop >= 0, "ar_generate: crop must be >= 0, got ", crop);
@@ -95,11 +106,16 @@ ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const a
   return ar_generate_params(coeffs, labels, indices, key, x.size(2), x.size(3), crop, eps, p);
 }
 
-void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels) {
-  const at::Tensor flags = finite.cpu();
-  const uint8_t* ok = flags.data_ptr<uint8_t>();
+void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels,
+                     const at::Tensor& indices, int64_t num_classes) {
+  const at::Tensor flags = finite.cpu();  // the one host sync of a CUDA call
+  const uint8_t* status = flags.data_ptr<uint8_t>();
   for (int64_t i = 0; i < flags.numel(); ++i) {
-    TORCH_CHECK(ok[i], "ar_generate: the AR process of class ", labels[i].item<int64_t>(),
+    if (status[i] == kArBadLabel || status[i] == kArBadIndex) {
+      check_ranges(labels, indices, num_classes);  // names the values
+    }
+    TORCH_CHECK(status[i] == kArOk, "ar_generate: the AR process of class ",
+                labels[i].item<int64_t>(),
                 " overflows float32 (unstable coefficients; draw them with "
                 "poisonkit.poisons.ar.sample_coefficients)");
   }
@@ -157,7 +173,7 @@ at::Tensor ar_generate_cpu(const at::Tensor& coeffs_in, const at::Tensor& labels
                                                     dst + i * sample_size, scratch);
                    }
                  });
-  check_ar_finite(finite, labels);
+  check_ar_finite(finite, labels, indices, coeffs.size(0));
   return out;
 }
 
@@ -196,7 +212,7 @@ at::Tensor ar_poison_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in,
   dispatch_image_dtype(x, [&]<typename T>() {
     ar_poison_batch_cpu<T>(x, coeffs, labels, indices, params, out, finite.data_ptr<uint8_t>());
   });
-  check_ar_finite(finite, labels);
+  check_ar_finite(finite, labels, indices, coeffs.size(0));
   return out;
 }
 

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -78,6 +79,17 @@ class Projection:
                    "image_shape": list(self.image_shape),
                    "train_accuracy": float(self.train_accuracy), "fit_args": dict(self.fit_args)}
         return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def save_q(self, path: str | os.PathLike) -> Path:
+        """Writes Q alone, float32 [D, K], as a .npy (the file fn.poisonkit.project_out reads
+        through its q_file argument), through a temporary name."""
+        if not str(path).endswith(".npy"):
+            raise ValueError(f"path: expected a .npy path, got {str(path)!r}")
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, self.Q.cpu().numpy())
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Projection":
