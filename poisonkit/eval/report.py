@@ -132,24 +132,28 @@ def plot_examples(rows: list[tuple[str, torch.Tensor]], path: str | os.PathLike)
 
 
 def plot_speed(results: list[dict], path: str | os.PathLike) -> Path:
-    """Peak clean test accuracy vs epochs to 99% training accuracy, one point per run;
-    runs that never reach 99% sit at the right edge (hollow markers)."""
+    """Peak clean test accuracy vs how fast the training set is fitted, one point per run:
+    left, epochs to 99% training accuracy (runs that never reach it sit at the right edge,
+    hollow); right, the last epoch's training loss (short runs rarely reach 99%)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     edge = max(len(r["train_accuracy"]) for r in results) + 1
     for r in results:
         speed = epochs_to_99(r)
-        x = speed if speed is not None else edge
-        ax.plot(x, 100 * r["peak_accuracy"], "o", mfc=None if speed is not None else "none",
-                label=label(r))
-        ax.annotate(label(r), (x, 100 * r["peak_accuracy"]), fontsize=7, xytext=(4, 2),
-                    textcoords="offset points")
+        peak = 100 * r["peak_accuracy"]
+        for axis, x, hollow in ((ax, speed if speed is not None else edge, speed is None),
+                                (ax_loss, r["train_loss"][-1], False)):
+            axis.plot(x, peak, "o", mfc="none" if hollow else None)
+            axis.annotate(label(r), (x, peak), fontsize=7, xytext=(4, 2), textcoords="offset points")
     ax.axvline(edge - 0.5, color="gray", lw=0.5, ls=":")
+    ax.set_xlim(0.5, edge + 0.5)
     ax.set_xlabel(f"epochs to 99% training accuracy (right of the dotted line: not reached in {edge - 1})")
     ax.set_ylabel("peak clean test accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.set_title("peak accuracy vs how fast the training set is fitted")
+    ax_loss.set_xlabel("training loss at the last epoch")
+    for axis in (ax, ax_loss):
+        axis.grid(alpha=0.3)
+    fig.suptitle("peak accuracy vs how fast the training set is fitted")
     return _save_figure(fig, path)

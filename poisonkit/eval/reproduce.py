@@ -18,6 +18,7 @@ from pathlib import Path
 from .._io import write_json, write_text
 from .conditions import ConditionError, check_spec
 from .models import NESTEROV
+from .protocols import get_protocol
 from .run import run_matrix
 from .train import TrainConfig
 
@@ -52,9 +53,7 @@ PAPERS: dict[str, Paper] = {
          Cell("blur", "none", 23.25, "RSK+FF paper / CUDA paper, CIFAR-10 ResNet-18"),
          Cell("blur", "rsk+ff", 78.53, "RSK+FF paper, CIFAR-10 ResNet-18, 60 epochs"),
          Cell("blur", "rsk+ff-reflect", None, "poisonkit variant (reflect-restored 30->32)")),
-        epochs={"cpu": 15, "paper": 60}, batch_size={"cpu": 256, "paper": 512},
-        notes=("every cell under the RSK paper's protocol (main.py: Normalize 0.2023 std, "
-               "gradients clipped at 5.0)",)),
+        epochs={"cpu": 4, "paper": 60}, batch_size={"cpu": 256, "paper": 512}),
     "projection": Paper(
         "Orthogonal projection (Sandoval-Segura et al., NeurIPS 2023): poisons +- projection",
         "projection-step2",
@@ -63,8 +62,8 @@ PAPERS: dict[str, Paper] = {
                               ("em", (None, None)), ("tap", (None, None)))
               for d, pub in zip(("none", "projection"), pubs)),
         epochs={"cpu": 15, "paper": 50}, batch_size={"cpu": 128, "paper": 128},
-        notes=("every cell under the step-2 recipe (orthogonal_projection_step_2.py, with "
-               "--no-project for the poison-only cells)",)),
+        notes=("the poison-only cells are the step-2 recipe without the projection (the "
+               "script's --no-project)",)),
     "iss": Paper(
         "Image Shortcut Squeezing (Liu et al., ICML 2023): grayscale / JPEG-10 vs each poison",
         "iss",
@@ -77,9 +76,7 @@ PAPERS: dict[str, Paper] = {
          Cell("ar", "none", 11.75, "AR paper, CIFAR-10 ResNet-18, final epoch"),
          Cell("ar", "grayscale", 34.04, _ISS), Cell("ar", "jpeg:10", 85.15, _ISS),
          Cell("ar", "projection"), Cell("ar", "rsk+ff"), Cell("ar", "pgd:madry")),
-        epochs={"cpu": 15, "paper": 100}, batch_size={"cpu": 256, "paper": 128},
-        notes=("each defense under its own reference protocol (see the protocol column); the "
-               "poison-only cells under poisonkit's harness protocol",)),
+        epochs={"cpu": 15, "paper": 100}, batch_size={"cpu": 256, "paper": 128}),
     "peak": Paper(
         "Peak vs final accuracy and how fast each poison is learned", "harness",
         tuple(Cell(p, "none") for p in ("none", "blur", "ar", "lsp", "ops", "em", "tap")),
@@ -99,6 +96,15 @@ def unavailable_reason(poison: str, defense: str) -> str | None:
     except ConditionError as e:
         return str(e)
     return None
+
+
+def protocol_note(protocol: str | None) -> str:
+    """What the report says about the protocol: the forced one with its source, else that
+    each defense trains under its own (the poison-only cells under the harness)."""
+    if protocol is None:
+        return ("each defense under its own reference protocol (the protocol column; sources in "
+                "poisonkit.eval.protocols); the poison-only cells under the harness protocol")
+    return f"every cell under the '{protocol}' protocol: {get_protocol(protocol).source}"
 
 
 def _pct(v: float | None) -> str:
@@ -130,7 +136,7 @@ def reproduce(paper: str, scale: str = "cpu", out: str | os.PathLike | None = No
     if train_subset or test_subset:
         dataset = dataset.subset(train_subset, test_subset)
     notes = [f"scale {scale}: {model}, {n_epochs} epochs; published numbers are ResNet-18 on "
-             "full CIFAR-10", *spec.notes]
+             "full CIFAR-10", protocol_note(spec.protocol), *spec.notes]
     results = run_matrix(runnable, dataset, out, model=model, config=config, device=device,
                          workers=workers, resume=True, title=spec.title, notes=notes,
                          verbose=verbose, protocol=spec.protocol) if runnable else []

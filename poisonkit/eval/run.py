@@ -293,8 +293,8 @@ def write_report(results: list[dict], rows: list, out: Path, title: str, data: I
             "peak over epochs (with its epoch) and final.", "", table, ""]
     text += [f"- {n}" for n in notes] + ([""] if notes else [])
     text += ["![accuracy per epoch](curves.png)", "",
-             "Peak test accuracy vs epochs to 99% training accuracy ('poisons that are learned "
-             "faster are more effective'):", "", "![peak vs speed](speed.png)", "",
+             "Peak test accuracy vs epochs to 99% training accuracy and vs the last epoch's "
+             "training loss ('poisons that are learned faster are more effective'):", "", "![peak vs speed](speed.png)", "",
              "Examples (first training image of each class):", "", "![examples](examples.png)", ""]
     write_text(out / "README.md", "\n".join(text))
     print("\n" + table + "\n")

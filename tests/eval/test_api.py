@@ -3,6 +3,7 @@ import json
 import textwrap
 
 import pytest
+import torch
 
 from poisonkit.cli import main
 from poisonkit.data import synthetic_dataset
@@ -13,9 +14,13 @@ USER_MODULE = '''
 import torch
 from torch import nn
 
+BUILT = []  # (network, a copy of its initial first-layer weights), for the test to inspect
+
 def tiny_net(num_classes, in_channels):
-    return nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+    net = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
+    BUILT.append((net, net[0].weight.detach().clone()))
+    return net
 
 def not_a_module(num_classes, in_channels):
     return "a string"
@@ -36,7 +41,10 @@ def test_evaluate_trains_a_model_factory_from_a_user_module(user_module, tmp_pat
     assert [r["poison"] for r in results] == ["none", "blur"]
     assert all(r["model"] == "my_models:tiny_net" and len(r["train_loss"]) == 1 for r in results)
     assert all("accuracy" in r["probe_result"] for r in results)
-    import my_models  # a callable works as well as its 'module:name'
+    import my_models  # the user's own networks were built and trained (weights moved)
+    assert len(my_models.BUILT) == 2
+    assert all(not torch.equal(net[0].weight.detach(), initial) for net, initial in my_models.BUILT)
+    # a callable works as well as its 'module:name'
     again = evaluate(my_models.tiny_net, data, epochs=1, out=tmp_path / "out")
     assert again[0]["model"] == "my_models:tiny_net" and (tmp_path / "out" / "results.json").is_file()
 

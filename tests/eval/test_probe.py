@@ -52,13 +52,20 @@ def test_dfr_never_touches_test_data(monkeypatch):
     def inputs_spy(model, images, prep, **kw):
         seen.setdefault("images", []).append(images)
         return real_inputs(model, images, prep, **kw)
+    real_dataset = run.PoisonedTensorDataset
+
+    def dataset_spy(images, labels, **kw):
+        seen["trained"] = labels.clone()
+        return real_dataset(images, labels, **kw)
     monkeypatch.setattr(probe, "fit_head", spy)
     monkeypatch.setattr(probe, "head_inputs", inputs_spy)
+    monkeypatch.setattr(run, "PoisonedTensorDataset", dataset_spy)
     result, _ = run.run_condition(data, "blur", "none", config=TrainConfig(epochs=1, batch_size=32),
                                   verbose=False, probe="dfr")
     keep, held = dfr_split(80, seed=0)
     fitted_on, tested_on = seen["images"]
     assert torch.equal(fitted_on, data.x_train[held]) and torch.equal(seen["labels"], data.y_train[held])
     assert tested_on is data.x_test  # the test set is only ever used to measure the refitted head
+    assert torch.equal(seen["trained"], data.y_train[keep])  # the held-out images are not trained on
     assert result["data"]["train"] == 80 and result["probe_result"]["heldout"] == 8
     assert 0 <= result["probe_result"]["accuracy"] <= 1 and "never the test set" in result["probe_result"]["split"]

@@ -123,9 +123,10 @@ def test_iss_pipeline_on_pil_images(images, spec):
             assert (got - ref).abs().max() <= 8 / 255 and (got - ref).abs().mean() < 1 / 255
 
 
-@pytest.mark.parametrize("spec, std", [("pgd:cuda", None), ("none", CIFAR_STD)])
+@pytest.mark.parametrize("spec, std", [("pgd:cuda", None), ("pgd:madry", None), ("none", CIFAR_STD)])
 def test_crop_flip_protocols_without_a_transform(images, spec, std):
-    """CUDA: ToTensor only (no Normalize); the harness: Normalize with the true std."""
+    """CUDA and ISS (pgd:madry): ToTensor only (no Normalize); the harness: Normalize with
+    the true std."""
     d = make_defense(spec, CTX)
     out = train_view(d, get_protocol(d.protocol), images, torch.Generator().manual_seed(4))
     for img, draw, got in zip(images, crop_draws(4, N, 32), out):
@@ -141,6 +142,16 @@ def test_ar_protocol_normalises_with_the_reference_constants(images):
         torch.testing.assert_close(got, TF.normalize(ref, CIFAR_MEAN, REFERENCE_STD), atol=1e-6, rtol=0)
 
 
+def reference_step2(x):
+    """The step-2 chain per [0, 1] image as the reference composes it (torchvision v1
+    transforms; global RNG seeded 11), then crop and flip (crop_draws seed 6), Normalize."""
+    torch.manual_seed(11)
+    chain = T.Compose([T.RandomRotation(10), T.RandomAffine(0, shear=10, scale=(0.8, 1.2)),
+                       T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)])
+    return [TF.normalize(random_crop_flip(chain(img), draw), CIFAR_MEAN, REFERENCE_STD)
+            for img, draw in zip(x, crop_draws(6, N, 32))]
+
+
 def test_projection_step2_chain_order(images):
     """RandomRotation(10) -> RandomAffine(0, shear=10, scale=(0.8, 1.2)) -> ColorJitter(0.2,
     0.2, 0.2) -> RandomCrop(32, padding=4) -> flip -> Normalize, per image, torchvision v1
@@ -149,12 +160,70 @@ def test_projection_step2_chain_order(images):
     x = images.float() / 255
     torch.manual_seed(11)
     out = train_view(lambda b: b, proto, x, torch.Generator().manual_seed(6))
-    torch.manual_seed(11)
-    chain = T.Compose([T.RandomRotation(10), T.RandomAffine(0, shear=10, scale=(0.8, 1.2)),
-                       T.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)])
-    for img, draw, got in zip(x, crop_draws(6, N, 32), out):
-        ref = TF.normalize(random_crop_flip(chain(img), draw), CIFAR_MEAN, REFERENCE_STD)
+    for got, ref in zip(out, reference_step2(x)):
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=0)
     assert dict(proto.recipe) == {"batch_size": 128, "weight_decay": 1e-4, "nesterov": False,
                                   "schedule": "multistep"}
     assert (proto.cutmix_prob, proto.cutmix_beta, proto.grad_clip) == (0.5, 1.0, None)
+
+
+def test_projection_step2_trains_on_the_projected_images(images, tmp_path):
+    """The reference projects the stored training set (x - Q Q^T x on flattened [0, 1]
+    images, Q from the unit-norm weight rows, no clamp), then runs the step-2 chain."""
+    from poisonkit.defenses.projection import fit
+    fitted = fit((images, torch.arange(N) % 10), 10, epochs=1, seed=0, progress=False)
+    fitted.save(tmp_path / "p.pt")
+    d = make_defense(f"projection:path={tmp_path / 'p.pt'}", CTX)
+    proto = get_protocol(d.protocol)
+    assert proto.name == "projection-step2"
+    torch.manual_seed(11)
+    out = train_view(d, proto, images, torch.Generator().manual_seed(6))
+    w = fitted.weight.double()
+    q, _ = torch.linalg.qr((w / w.norm(dim=1, keepdim=True)).T)
+    flat = images.double().flatten(1) / 255
+    projected = (flat - flat @ q @ q.T).float().view(images.shape)
+    assert projected.min() < 0 or projected.max() > 1  # so a clamp before the chain would show
+    for got, ref in zip(out, reference_step2(projected)):
+        torch.testing.assert_close(got, ref, atol=1e-4, rtol=0)
+
+
+class OneBatch(list):
+    """A loader of given batches (no DataLoader: its iterator draws from the global RNG)."""
+    sampler = None
+
+
+class InputRecorder(torch.nn.Module):
+    """A linear model that keeps every training-mode input it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 32 * 32, 10)
+        self.inputs = []
+
+    def forward(self, x):
+        if self.training:
+            self.inputs.append(x.detach().clone())
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("spec, protocol", [("none", "harness"), ("rsk+ff", "rskff"),
+                                            ("rsk+ff-reflect", "rskff"), ("grayscale", "iss"),
+                                            ("none", "ar"), ("none", "cuda"),
+                                            ("none", "projection-step2")])
+def test_the_training_loop_feeds_the_model_what_train_view_checks(images, spec, protocol, monkeypatch):
+    """train() composes a protocol as train_view (which the tests above check against the
+    references): the loader's defended batch -> augment (same generator draws) -> prep."""
+    from poisonkit.eval import train as train_module
+    monkeypatch.setattr(train_module, "cutmix", lambda x, y, prob, beta, rng: (x, y, y, 1.0))
+    defended = make_defense(spec, CTX)(images)
+    proto = get_protocol(protocol)
+    model = InputRecorder()
+    torch.manual_seed(3)  # the step-2 chain draws from the global generator
+    loader = OneBatch([(defended, torch.arange(N) % 10)])
+    train_module.train(model, loader, images, torch.arange(N) % 10,
+                       train_module.TrainConfig(epochs=1, batch_size=N), torch.device("cpu"),
+                       verbose=False, protocol=proto)
+    torch.manual_seed(3)
+    expected = train_view(lambda b: defended, proto, images, torch.Generator().manual_seed(0))
+    assert len(model.inputs) == 1
+    torch.testing.assert_close(model.inputs[0], expected, atol=1e-6, rtol=0)
