@@ -192,14 +192,23 @@ class CraftedPoison(Poison):
     method = ""
     per_class = False
 
-    def __init__(self, num_classes: int, eps: float, key: int | None, model: str,
-                 batch_size: int, device: str | torch.device, state: str | os.PathLike | None,
-                 checkpoint_seconds: float, progress: bool, ratio: float = 1.0,
+    def __init__(self, num_classes: int, eps: float, step: float, steps: int, lr: float, *,
+                 model: str = "small", batch_size: int = 512, key: int | None = None,
+                 device: str | torch.device = "auto", state: str | os.PathLike | None = None,
+                 checkpoint_seconds: float = 60.0, progress: bool = True, ratio: float = 1.0,
                  labels_getter="default", indices_getter="default"):
+        """eps, step (PGD step size) in [0, 1] units; steps PGD steps per noise update; lr
+        of the model's SGD; model 'small' (CPU) or 'resnet18' (paper scale); state: a
+        private checkpoint path (resumable); key: the owner's secret (128 random bits by
+        default); ratio: the key-derived share of samples the crafted noise is added to
+        (it is crafted on all of them)."""
         check_count("num_classes", num_classes, 2)
         super().__init__(num_classes, ratio=ratio, key=key, labels_getter=labels_getter,
                          indices_getter=indices_getter)
         self.eps = check_radius("eps", eps)
+        self.step = check_radius("step", step)
+        self.steps = check_count("steps", steps)
+        self.lr = check_radius("lr", lr)
         self.model_name = model
         self.batch_size = check_count("batch_size", batch_size)
         self.device = resolve_device(device)
@@ -223,7 +232,8 @@ class CraftedPoison(Poison):
 
     def settings(self) -> dict:
         """What determines the result besides the key and the data (checked on resume)."""
-        return {"eps": self.eps, "model": self.model_name, "batch_size": self.batch_size}
+        return {"eps": self.eps, "step": self.step, "steps": self.steps, "lr": self.lr,
+                "model": self.model_name, "batch_size": self.batch_size}
 
     def stopping(self) -> dict:
         """When crafting stops: not checked on resume, so a run can be extended or cut short."""

@@ -18,12 +18,9 @@ rule is not part of a checkpoint's fingerprint: a run can be resumed with anothe
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
-from .crafting import (CraftedPoison, attack_model, check_count, check_radius, descend,
-                       evaluate, train_step)
+from .crafting import CraftedPoison, attack_model, check_count, descend, evaluate, train_step
 
 # The reference's ResNet-18 settings (README, configs/cifar10/resnet18.yaml).
 PAPER = {"model": "resnet18", "steps": 20, "train_steps": 10, "batch_size": 512,
@@ -34,37 +31,29 @@ class ErrorMinimizing(CraftedPoison):
     """Sample-wise (per_class=False) or class-wise error-minimizing noise.
 
     eps, step in [0, 1] units (8/255, 0.8/255); steps PGD steps per noise update;
-    train_steps surrogate batches between noise updates; model 'small' (CPU) or
-    'resnet18' (paper scale, see PAPER). state: a private checkpoint path (resumable).
-    key: the owner's secret (128 random bits by default); ratio: the key-derived share of
-    samples the crafted noise is added to (crafted on all of them).
+    train_steps surrogate batches between noise updates; stop at stop_accuracy or after
+    max_iterations outer iterations. options: CraftedPoison's (model 'small' for CPU or
+    'resnet18' at paper scale, see PAPER; batch_size, key, device, state, ratio, ...).
     """
     method = "em"
 
     def __init__(self, num_classes: int, per_class: bool = False, eps: float = 8 / 255,
                  step: float = 0.8 / 255, steps: int = 20, train_steps: int = 10,
                  stop_accuracy: float = 0.99, max_iterations: int = 10, lr: float = 0.1,
-                 model: str = "small", batch_size: int = 512, key: int | None = None,
-                 device: str | torch.device = "auto", state: str | os.PathLike | None = None,
-                 checkpoint_seconds: float = 60.0, progress: bool = True, ratio: float = 1.0,
-                 labels_getter="default", indices_getter="default"):
-        super().__init__(num_classes, eps, key, model, batch_size, device, state,
-                         checkpoint_seconds, progress, ratio, labels_getter, indices_getter)
+                 **options):
+        super().__init__(num_classes, eps, step, steps, lr, **options)
         self.per_class = bool(per_class)
         self.method = "em-class" if self.per_class else "em"
-        self.step = check_radius("step", step)
-        self.steps = check_count("steps", steps)
         self.train_steps = check_count("train_steps", train_steps, 0)
         if isinstance(stop_accuracy, bool) or not isinstance(stop_accuracy, (int, float)) or \
                 not 0 < stop_accuracy <= 1:
             raise ValueError(f"stop_accuracy: expected a fraction in (0, 1], got {stop_accuracy!r}")
         self.stop_accuracy = float(stop_accuracy)
         self.max_iterations = check_count("max_iterations", max_iterations)
-        self.lr = check_radius("lr", lr)
 
     def settings(self) -> dict:
-        return {**super().settings(), "per_class": self.per_class, "step": self.step,
-                "steps": self.steps, "train_steps": self.train_steps, "lr": self.lr}
+        return {**super().settings(), "per_class": self.per_class,
+                "train_steps": self.train_steps}
 
     def stopping(self) -> dict:
         return {"stop_accuracy": self.stop_accuracy, "max_iterations": self.max_iterations}

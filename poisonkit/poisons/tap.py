@@ -14,14 +14,11 @@ surface in a few steps) against the small CNN trained for 5 epochs.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from ..eval.augment import crop_flip
 from ..eval.train import lr_factor
-from .crafting import (CraftedPoison, attack_model, check_count, check_radius, descend,
-                       evaluate, train_step)
+from .crafting import CraftedPoison, attack_model, check_count, descend, evaluate, train_step
 
 PAPER = {"model": "resnet18", "steps": 250, "step": 0.4 / 255, "train_epochs": 40,
          "batch_size": 512}
@@ -34,29 +31,20 @@ def target_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 class TargetedAdversarial(CraftedPoison):
     """Sample-wise targeted error-maximizing noise. eps, step in [0, 1] units; steps PGD
-    steps per batch; train_epochs epochs of the crafting model on clean data; model
-    'small' (CPU) or 'resnet18' (paper scale, see PAPER). state: a private checkpoint.
-    key: the owner's secret (128 random bits by default); ratio: the key-derived share of
-    samples the crafted noise is added to (crafted on all of them)."""
+    steps per batch; train_epochs epochs of the crafting model on clean data. options:
+    CraftedPoison's (model 'small' for CPU or 'resnet18' at paper scale, see PAPER;
+    batch_size, key, device, state, ratio, ...)."""
     method = "tap"
 
     def __init__(self, num_classes: int, eps: float = 8 / 255, step: float = 2 / 255,
                  steps: int = 10, train_epochs: int = 5, lr: float = 0.1, augment: bool = True,
-                 model: str = "small", batch_size: int = 512, key: int | None = None,
-                 device: str | torch.device = "auto", state: str | os.PathLike | None = None,
-                 checkpoint_seconds: float = 60.0, progress: bool = True, ratio: float = 1.0,
-                 labels_getter="default", indices_getter="default"):
-        super().__init__(num_classes, eps, key, model, batch_size, device, state,
-                         checkpoint_seconds, progress, ratio, labels_getter, indices_getter)
-        self.step = check_radius("step", step)
-        self.steps = check_count("steps", steps)
+                 **options):
+        super().__init__(num_classes, eps, step, steps, lr, **options)
         self.train_epochs = check_count("train_epochs", train_epochs, 0)
-        self.lr = check_radius("lr", lr)
         self.augment = bool(augment)
 
     def settings(self) -> dict:
-        return {**super().settings(), "step": self.step, "steps": self.steps,
-                "train_epochs": self.train_epochs, "lr": self.lr, "augment": self.augment}
+        return {**super().settings(), "train_epochs": self.train_epochs, "augment": self.augment}
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9,
