@@ -11,6 +11,7 @@ from poisonkit import cli, keys
 from poisonkit.data import load_npz, synthetic_images
 from poisonkit.poisons.base import Poison
 from poisonkit.poisons.em import ErrorMinimizing
+from poisonkit.poisons.export import poison_dataset
 from poisonkit.poisons.lsp import LSPPoison
 from poisonkit.poisons.one_pixel import OnePixelShortcut
 from poisonkit.poisons.tap import TargetedAdversarial
@@ -101,3 +102,17 @@ def test_cli_bad_ratio_writes_nothing(small_npz, tmp_path, capsys):  # noqa: F81
                      str(out_dir), "--ratio", "1.5"]) == 2
     assert "ratio" in capsys.readouterr().err
     assert not out_dir.exists() and not (tmp_path / "lsp.key.json").exists()
+
+
+def test_export_of_a_crafted_poison_takes_ratio(small_npz, tmp_path):  # noqa: F811
+    state = tmp_path / "private" / "tap.pt"
+    out = poison_dataset(small_npz, tmp_path / "tap", method="tap", steps=1, train_epochs=0,
+                         state=str(state), ratio=0.5, batch_size=16, progress=False)
+    src, written = load_npz(small_npz), load_npz(out)
+    manifest = json.loads((tmp_path / "tap" / "manifest.json").read_text())
+    listed = torch.zeros(len(src["x_train"]), dtype=torch.bool)
+    listed[manifest["poisoned_indices"]] = True
+    assert 5 < int(listed.sum()) < 35 and manifest["ratio"] == 0.5
+    assert torch.equal(written["x_train"][~listed], src["x_train"][~listed])
+    assert (written["x_train"][listed] != src["x_train"][listed]).flatten(1).any(1).all()
+    assert state.exists() and "crafting_state" not in json.dumps(manifest)
