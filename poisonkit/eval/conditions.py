@@ -285,15 +285,17 @@ def _em_classwise(ctx: Context, eps: float = 8, step: float = 0.8, steps: int = 
 @register_poison("tap")
 def _tap(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10, train_epochs: int = 5,
          model: str = "small", key: int = 0, state: str | None = None,
-         ratio: float = 1.0) -> Poison:
+         ratio: float = 1.0, batch_size: int = 512) -> Poison:
     """Targeted adversarial poisoning (y -> y+1 mod K, DESIGN §3.6) against a crafting
     model trained on the clean training set; eps and step in 1/255 (the CPU default: 10
     steps of 2; the paper's: steps=250,step=0.4,model=resnet18,train_epochs=40). ratio: the
-    key-derived share of training samples the crafted noise is added to."""
+    key-derived share of training samples the crafted noise is added to. batch_size: of the
+    crafting model's training and of the attack (a small set needs small batches for the
+    model to learn in a few epochs)."""
     from ..poisons.tap import TargetedAdversarial
     return _crafted(ctx, TargetedAdversarial(
         ctx.num_classes, eps=eps / 255, step=step / 255, steps=steps, train_epochs=train_epochs,
-        model=model, key=key, state=state, ratio=ratio))
+        model=model, key=key, state=state, ratio=ratio, batch_size=batch_size))
 
 
 # --- defenses --------------------------------------------------------------------------
