@@ -267,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--fail-on-flag", action="store_true",
                       help="exit with status 1 when any signal is flagged (for scripts)")
     insp.set_defaults(func=_inspect)
+    from .editing.cli import add_commands as add_editing_commands
+    add_editing_commands(sub)  # protect-edit, eval-editing
     return parser
 
 

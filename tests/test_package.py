@@ -21,7 +21,7 @@ import poisonkit
 
 ROOT = Path(__file__).resolve().parents[1]
 SKIP_ENV = "POISONKIT_SKIP_PACKAGE_TEST"
-GROUPS = {"build", "runtime", "dali", "bench", "eval", "test"}
+GROUPS = {"build", "runtime", "dali", "bench", "eval", "attribution", "editing", "test"}
 
 
 def pins() -> dict[str, list[str]]:
