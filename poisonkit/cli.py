@@ -144,6 +144,7 @@ def _poison(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .attribution import cli as attribution_cli
     from .bench.common import DEFAULT_OUT
     from .demo import EPOCHS
     from .eval.conditions import DEFENSES, POISONS, UNAVAILABLE_DEFENSES, UNAVAILABLE_POISONS
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     insp.add_argument("--fail-on-flag", action="store_true",
                       help="exit with status 1 when any signal is flagged (for scripts)")
     insp.set_defaults(func=_inspect)
+    attribution_cli.add_parser(sub)  # `poisonkit attribute` (poisonkit/attribution/cli.py)
     from .editing.cli import add_commands as add_editing_commands
     add_editing_commands(sub)  # protect-edit, eval-editing
     return parser

@@ -276,13 +276,18 @@ for _op in ("ar_generate", "ar_poison", "ar_filter"):
 
 # ---- RSK sharpening kernels (DESIGN 3.3) ----
 
-def rsk_kernels(seed: int, indices: torch.Tensor, epoch: int = 0, center: float = 2.5,
-                std: float = 0.1) -> torch.Tensor:
+def rsk_kernels(seed: int | torch.Tensor, indices: torch.Tensor, epoch: int = 0,
+                center: float = 2.5, std: float = 0.1) -> torch.Tensor:
     """The RSK kernels of samples `indices` (int64 [N], >= 0) at `epoch` (0 to 2^31 - 1):
     float32 [N, 3, 3] on indices' device, K = [[0, -n1, 0], [-n2, c, -n3], [0, -n4, 0]] with
     c ~ N(center, std), n_i ~ N((c - 1) / 4, std). The draws are Philox normals of (seed,
-    index, epoch), the same as fn.poisonkit.sharpen's (seed, sample_index, epoch)."""
-    return torch.ops.poisonkit.rsk_kernels.default(_key64(seed), indices, epoch, float(center),
+    index, epoch), the same as fn.poisonkit.sharpen's (seed, sample_index, epoch).
+
+    seed: an int in [-2^63, 2^64) or a 0-dim int64 tensor (one drawn from torch's RNG stays a
+    tensor, so a compiled transform keeps the draw in its graph)."""
+    if not isinstance(seed, torch.Tensor):
+        seed = torch.tensor(_key64(seed), dtype=torch.int64)
+    return torch.ops.poisonkit.rsk_kernels.default(seed, indices, epoch, float(center),
                                                    float(std))
 
 
@@ -354,7 +359,7 @@ def _lsp_generate_fake(centres, mixing, labels, indices, key, channels, height, 
 
 @torch.library.register_fake("poisonkit::lsp_poison")
 def _lsp_poison_fake(x, centres, mixing, labels, indices, key, patch, eps):
-    return torch.empty_like(x)
+    return x.new_empty(x.shape)  # contiguous NCHW, as the op returns (also for channels_last x)
 
 
 def one_pixel_moments(x: torch.Tensor, labels: torch.Tensor,
@@ -403,4 +408,4 @@ def _one_pixel_search_fake(sums, squares, counts, unit):
 
 @torch.library.register_fake("poisonkit::one_pixel_apply")
 def _one_pixel_apply_fake(x, labels, positions, colours):
-    return torch.empty_like(x)
+    return x.new_empty(x.shape)  # contiguous NCHW, as the op returns

@@ -369,6 +369,55 @@ def test_project_out_from_saved_file_and_chw(cifar, projection, tmp_path):
         assert_close(out[i], expected[i])
 
 
+@pytest.mark.parametrize("dtype, clamp", [(torch.uint8, True), (torch.float32, False)])
+def test_project_out_reads_q_from_npy(cifar, projection, tmp_path, dtype, clamp):
+    """q_file: the operator reads Q itself (Projection.save_q writes Fortran order, the
+    transpose of a C-order file is tested too, as is a float64 file)."""
+    x = cifar["x_train"][::1250]
+    x = x if dtype == torch.uint8 else x.float() / 255
+    expected = ops.project_out(x, projection.Q, clamp)
+    paths = [projection.save_q(tmp_path / "q.npy"), tmp_path / "q_c.npy", tmp_path / "q64.npy"]
+    np.save(paths[1], np.ascontiguousarray(projection.Q.numpy()))
+    np.save(paths[2], projection.Q.double().numpy())
+    for path in paths:
+        (out,) = run_pipeline(lambda images: pkdali.project_out(images, str(path), clamp=clamp),
+                              {"images": hwc(x)})
+        for i in range(len(x)):
+            assert_close(out[i], expected[i].permute(1, 2, 0))
+
+
+def test_project_out_q_input_per_sample(cifar, projection):
+    """Input 1: Q^T per sample, each sample projected with its own."""
+    x = cifar["x_train"][:3]
+    other = torch.linalg.qr(torch.randn(3072, 4, generator=torch.Generator().manual_seed(5),
+                                        dtype=torch.float64))[0].float()
+    qs = [projection.Q, other, projection.Q]
+    (out,) = run_pipeline(lambda images, qt: fn.poisonkit.project_out(images, qt),
+                          {"images": [v.numpy().copy() for v in x],
+                           "qt": [q.T.contiguous().numpy() for q in qs]}, {"images": "CHW"})
+    for i in range(3):
+        assert_close(out[i], ops.project_out(x[i], qs[i]))
+
+
+def test_project_out_file_errors_name_q_file(cifar, projection, tmp_path):
+    images = {"images": hwc(cifar["x_train"][:2])}
+    bad = {"missing.npy": None, "nan.npy": np.full((3072, 2), np.nan, np.float32),
+           "3d.npy": np.zeros((3072, 2, 1), np.float32), "int.npy": np.zeros((3072, 2), np.int32),
+           "short.npy": np.zeros((3000, 2), np.float32)}
+    for name, value in bad.items():
+        if value is not None:
+            np.save(tmp_path / name, value)
+        match = "Q has 3000 rows" if name == "short.npy" else "q_file"
+        with pytest.raises(RuntimeError, match=match):
+            run_pipeline(lambda images: fn.poisonkit.project_out(images,
+                                                                 q_file=str(tmp_path / name)),
+                         images)
+    with pytest.raises(RuntimeError, match="exactly one"):
+        run_pipeline(lambda images: fn.poisonkit.project_out(images), images)
+    with pytest.raises(ValueError, match=".npy"):
+        projection.save_q(tmp_path / "q.pt")
+
+
 # ---- lowpass
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
@@ -385,11 +434,10 @@ def test_lowpass_equals_torch(cifar, dtype, basis, shape):
 
 def test_lowpass_mixed_sizes_chw_and_no_clamp(cifar):
     images = mixed_sizes(cifar, torch.float32)
-    sizes = sorted({tuple(x.shape[1:]) for x in images})
     for layout, clamp in (("HWC", True), ("CHW", False)):
         data = [(x if layout == "CHW" else x.permute(1, 2, 0)).numpy().copy() for x in images]
-        (out,) = run_pipeline(lambda images: pkdali.lowpass(images, sizes=sizes, keep=0.5,
-                                                            shape="disk", clamp=clamp),
+        (out,) = run_pipeline(lambda images: pkdali.lowpass(images, keep=0.5, shape="disk",
+                                                            clamp=clamp),
                               {"images": data}, {"images": layout})
         for i, x in enumerate(images):
             expected = ops.lowpass(x, 0.5, "dct", "disk", clamp)
@@ -399,12 +447,42 @@ def test_lowpass_mixed_sizes_chw_and_no_clamp(cifar):
             assert min(o.min() for o in out) < 0  # really unclamped
 
 
-def test_lowpass_size_without_basis_names_sizes(cifar):
-    with pytest.raises(RuntimeError, match="sizes"):
-        run_pipeline(lambda images: pkdali.lowpass(images, sizes=[(30, 30)]),
-                     {"images": hwc(cifar["x_train"][:2])})
-    with pytest.raises(ValueError, match="sizes"):
-        pkdali.lowpass(None, sizes=[(32, 0)])
+LOWPASS_SIZES = [(30, 45), (64, 64), (97, 50), (180, 180), (224, 224), (224, 201)]
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.3, 0.35, 1.0])
+@pytest.mark.parametrize("basis, shape", [("dct", "square"), ("dct", "disk"), ("fft", "square"),
+                                          ("fft", "disk")])
+def test_lowpass_bases_built_in_the_operator_equal_torch(cifar, keep, basis, shape):
+    """ImageNet-like batches: real images resized to several sizes (incl. 224x224 and odd
+    widths, where the CPU driver folds both axes) in one batch, each against the torch op."""
+    gen = torch.Generator().manual_seed(11)
+    base = cifar["x_train"][::2000][:len(LOWPASS_SIZES)].float() / 255
+    images = [torch.nn.functional.interpolate(b[None], size=s, mode="bilinear",
+                                              align_corners=False)[0].clamp(0, 1)
+              for b, s in zip(base, LOWPASS_SIZES)]
+    images = [(x + 0.05 * torch.randn(x.shape, generator=gen)).clamp(0, 1) for x in images]
+    (out,) = run_pipeline(lambda images: pkdali.lowpass(images, keep=keep, basis=basis,
+                                                        shape=shape, clamp=False),
+                          {"images": [x.numpy().copy() for x in images]}, {"images": "CHW"})
+    for i, x in enumerate(images):
+        assert_close(out[i], ops.lowpass(x, keep, basis, shape, clamp=False))
+
+
+def test_lowpass_refuses_bad_options_and_sizes(cifar):
+    images = {"images": hwc(cifar["x_train"][:2])}
+    tiny = {"images": [np.zeros((9, 9, 3), np.uint8)]}
+    with pytest.raises(RuntimeError, match="sample 0 is 9x9: keep=0.1 keeps no DCT coefficient"):
+        run_pipeline(lambda images: pkdali.lowpass(images, keep=0.1), tiny)
+    for args, match in (({"keep": 0.0}, "argument `keep`"), ({"keep": 1.5}, "argument `keep`"),
+                        ({"basis": "dst"}, "argument `basis`"),
+                        ({"shape": "circle"}, "argument `shape`")):
+        with pytest.raises(RuntimeError, match=match):
+            run_pipeline(lambda images: fn.poisonkit.lowpass(images, **args), images)
+    with pytest.raises(ValueError, match="keep"):
+        pkdali.lowpass(None, keep=0.1234567)  # float32 rounding would change int(81 * keep)
+    with pytest.raises(ValueError, match="basis"):
+        pkdali.lowpass(None, basis="dst")
 
 
 # ---- errors name the argument
@@ -414,17 +492,12 @@ def ar(images, labels, indices, **kw):
     return fn.poisonkit.ar_perturb(images, labels, indices, **args)
 
 
-def lowpass(images, **kw):
-    args = {"sizes": [32, 32], "rank_h": [9], "rank_w": [9], "rows": [0.1] * 9 * 32,
-            "cols": [0.1] * 9 * 32, **kw}
-    return fn.poisonkit.lowpass(images, **args)
-
-
 @pytest.mark.parametrize("build, match", [
     (lambda images, labels: fn.poisonkit.classwise_blur(images, labels, kernels=[0.1] * 10),
      "kernels"),
     (lambda images, labels: fn.poisonkit.classwise_blur(images, labels, kernels=[0.1] * 36,
-                                                        kernel_size=2), "kernel_size"),
+                                                        kernel_size=2),
+     "argument `kernel_size`: kernel size must be odd"),  # the reason, not DALI's assert text
     (lambda images, labels: fn.poisonkit.classwise_blur(images, labels,
                                                         kernels=[float("nan")] * 9), "kernels"),
     (lambda images, labels: fn.poisonkit.classwise_blur(images, labels, kernels=[0.1] * 27),
@@ -451,20 +524,6 @@ def lowpass(images, **kw):
      "labels"),  # 3 classes, labels up to 9
     (lambda images, labels: ar(images, labels, labels - 5), "indices"),
     (lambda images, labels: ar(images, labels, fn.cast(labels, dtype=types.FLOAT)), "indices"),
-    (lambda images, labels: fn.poisonkit.project_out(images, q=[0.1] * 30, q_shape=[3072, 9]),
-     "`q`"),
-    (lambda images, labels: fn.poisonkit.project_out(images, q=[0.1] * 30, q_shape=[3, 10]),
-     "q_shape"),
-    (lambda images, labels: fn.poisonkit.project_out(images, q=[0.1] * 3000, q_shape=[3000, 1]),
-     "images"),
-    (lambda images, labels: fn.poisonkit.project_out(images, q=[float("inf")] * 3072,
-                                                     q_shape=[3072, 1]), "`q`"),
-    (lambda images, labels: lowpass(images, sizes=[32]), "sizes"),
-    (lambda images, labels: lowpass(images, rank_h=[33]), "rank_h"),
-    (lambda images, labels: lowpass(images, rank_w=[9, 9]), "rank_w"),
-    (lambda images, labels: lowpass(images, rows=[0.1] * 9), "`rows`"),
-    (lambda images, labels: lowpass(images, cols=[float("nan")] * 9 * 32), "`cols`"),
-    (lambda images, labels: lowpass(images, mask=[1.0] * 80), "`mask`"),
 ])
 def test_bad_arguments_name_the_argument(cifar, build, match):
     x, y = cifar["x_train"][::2000], cifar["y_train"][::2000]
@@ -474,7 +533,7 @@ def test_bad_arguments_name_the_argument(cifar, build, match):
 
 def test_valid_padding_needs_large_enough_images(cifar):
     tiny = [np.ascontiguousarray(cifar["x_train"][0, :, :2, :2].permute(1, 2, 0).numpy())]
-    with pytest.raises(RuntimeError, match="padding"):
+    with pytest.raises(RuntimeError, match="padding='valid' needs images of at least 3x3, got 2x2"):
         run_pipeline(lambda images: fn.poisonkit.sharpen(images), {"images": tiny})
 
 
@@ -637,3 +696,34 @@ def test_gpu_layout_copies_take_more_than_65535_samples_of_one_shape():
                        device_id=0)
     for a, b in zip(cpu[0], gpu[0]):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # FMA ties, as above
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_gpu_lowpass_and_project_out_equal_cpu(cifar, projection, tmp_path, dtype):
+    """The GPU lowpass builds its bases per size like the CPU one (mixed sizes, 224x224);
+    the GPU project_out reads Q from q_file and uploads it once (two iterations)."""
+    sizes = [(32, 32), (224, 224), (97, 50), (224, 224)]
+    base = cifar["x_train"][:len(sizes)].float()
+    images = [torch.nn.functional.interpolate(b[None], size=s, mode="bilinear")[0]
+              .round().clamp(0, 255).to(torch.uint8) for b, s in zip(base, sizes)]
+    images = [x if dtype == torch.uint8 else x.float() / 255 for x in images]
+    data = {"images": [x.permute(1, 2, 0).numpy().copy() for x in images]}
+    build = lambda images: pkdali.lowpass(images, keep=0.3, basis="fft", shape="disk")  # noqa: E731
+    cpu = run_pipeline(build, data)
+    gpu = run_pipeline(lambda images: build(images.gpu()), data, device_id=0)
+    for a, b in zip(cpu[0], gpu[0]):
+        assert np.abs(a.astype(float) - b.astype(float)).max() <= (1 if a.dtype == np.uint8
+                                                                      else 1e-5)
+    path = str(projection.save_q(tmp_path / "q.npy"))
+    small = {"images": hwc(cifar["x_train"][:4] if dtype == torch.uint8
+                           else cifar["x_train"][:4].float() / 255)}
+    cpu = run_pipeline(lambda images: pkdali.project_out(images, path), small, iterations=2)
+    gpu = run_pipeline(lambda images: pkdali.project_out(images.gpu(), path), small,
+                       device_id=0, iterations=2)
+    for it_cpu, it_gpu in zip(cpu, gpu):
+        for a, b in zip(it_cpu[0], it_gpu[0]):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match=".npy"):
+        run_pipeline(lambda images: pkdali.project_out(images.gpu(), projection), small,
+                     device_id=0)

@@ -8,16 +8,14 @@
 #include "../kernels/ar.h"
 #include "args.h"
 #include "image_op.h"
+#include "registration.h"
 
 namespace poisonkit::dali_ops {
 
 template <typename Backend>
 class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
-  using Base = PlanarImageOp<ArPerturb<Backend>, Backend>;
-  friend Base;
-
  public:
-  explicit ArPerturb(const ::dali::OpSpec& spec) : Base(spec) {
+  explicit ArPerturb(const ::dali::OpSpec& spec) : PlanarImageOp<ArPerturb, Backend>(spec) {
     channels_ = spec.GetArgument<int>("channels");
     DALI_ENFORCE(channels_ >= 1, ::dali::make_string("argument `channels`: expected >= 1, got ",
                                                      channels_));
@@ -55,26 +53,20 @@ class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
                                        "argument `channels`), sample ", i, " has ", s.c));
       const std::string error =
           ar_canvas_error(s.c, int64_t{s.h} + params_.crop, int64_t{s.w} + params_.crop);
-      DALI_ENFORCE(error.empty(), ::dali::make_string("input 0 (images): sample ", i, ": ", error));
+      if (!error.empty()) DALI_FAIL(::dali::make_string("input 0 (images): sample ", i, ": ", error));
     }
   }
 
-  ArParams params_for(const PlanarShape& s) const {
-    ArParams p = params_;
-    p.height = s.h;
-    p.width = s.w;
-    return p;
-  }
-
   size_t CpuScratchFloats(int, const PlanarShape& in) const override {
-    return ar_poison_cpu_scratch_floats(params_for(in));
+    return ar_poison_cpu_scratch_floats(with_shape(params_, in));
   }
 
+ public:  // called by PlanarImageOp
   template <typename T>
   void RunCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
     const bool finite = ar_poison_sample_cpu<T>(x, y, class_coeffs(labels_[i]),
                                                 static_cast<uint64_t>(indices_[i]),
-                                                params_for(in), scratch);
+                                                with_shape(params_, in), scratch);
     EnforceFinite(finite, labels_[i]);
   }
 
@@ -84,7 +76,7 @@ class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
   template <typename T>
   void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
                    ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
-    const ArParams p = params_for(in);
+    const ArParams p = with_shape(params_, in);
     const int64_t n = static_cast<int64_t>(samples.size());
     std::vector<int64_t> labels, indices;
     for (int i : samples) {
@@ -93,9 +85,11 @@ class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
     }
     uint8_t* finite_gpu = scratch.AllocateGPU<uint8_t>(n);
     float* work = scratch.AllocateGPU<float>(ar_poison_cuda_scratch_floats(p, n));
-    enforce_cuda(ar_poison_cuda<T>(x, y, scratch.ToGPU(stream, coeffs_),
-                                   scratch.ToGPU(stream, labels), scratch.ToGPU(stream, indices),
-                                   n, p, finite_gpu, work, stream),
+    // One copy through DALI's pinned staging (not three from pageable vectors).
+    const auto [coeffs, labels_gpu, indices_gpu] =
+        scratch.ToContiguousGPU(stream, coeffs_, labels, indices);
+    enforce_cuda(ar_poison_cuda<T>(x, y, coeffs, labels_gpu, indices_gpu, n, p, finite_gpu, work,
+                                   stream),
                  "poisonkit: ar_poison launch");
     std::vector<uint8_t> finite(n);
     enforce_cuda(cudaMemcpyAsync(finite.data(), finite_gpu, n, cudaMemcpyDeviceToHost, stream),
@@ -129,7 +123,7 @@ class ArPerturb : public PlanarImageOp<ArPerturb<Backend>, Backend> {
 // Schema and registration live in DALI's namespace, where its macros expect them.
 namespace dali {
 
-DALI_SCHEMA(poisonkit__ar_perturb)
+POISONKIT_IMAGE_SCHEMA(poisonkit__ar_perturb, 3) POISONKIT_LABELS_INPUT POISONKIT_INDICES_INPUT
     .DocStr(R"(The AR poison (Sandoval-Segura et al., NeurIPS 2022): adds to every image the
 autoregressive perturbation of its class, generated from Philox normal draws of (``key``, the
 image's sample index), cropped by ``crop`` and scaled to an Lp norm of ``eps`` in [0, 1] units;
@@ -137,15 +131,6 @@ the result is clamped to [0, 1] (uint8 output rounds to nearest). Equal to the t
 poisonkit.ops.ar_poison / ARPoison for the same coefficients, key and sample indices (the CPU
 backend exactly; the GPU backend to float rounding: uint8 pixels within one level). Apply it to the stored images before any augmentation. The GPU backend reads back
 one finiteness flag per group of same-sized images (a stream synchronisation).)")
-    .NumInput(3)
-    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
-    .InputDox(1, "labels", "TensorList", "one integer class index per image, on the CPU.")
-    .InputDox(2, "indices", "TensorList", R"(one integer sample index (>= 0) per image, on the
-CPU: the image's position in the dataset, which picks its perturbation.)")
-    .InputDevice(1, InputDevice::CPU)
-    .InputDevice(2, InputDevice::CPU)
-    .InputLayout(0, {"HWC", "CHW"})
-    .NumOutput(1)
     .AddArg("coefficients", R"(The classes' AR coefficients [K, C, 3, 3], flattened (class 0
 first; poisonkit.poisons.ar.sample_coefficients draws them).)", ::DALI_FLOAT_VEC)
     .AddOptionalArg("channels", "C, the channels of the images and of the coefficients.", 3)
@@ -156,10 +141,7 @@ first; poisonkit.poisons.ar.sample_coefficients draws them).)", ::DALI_FLOAT_VEC
 keys from 2^63 to 2^64 - 1 are passed as key - 2^64 (poisonkit.dali.ar_perturb does this).)",
                     int64_t{0});
 
-using poisonkit::dali_ops::ArPerturb;
-DALI_REGISTER_OPERATOR(poisonkit__ar_perturb, ArPerturb<CPUBackend>, CPU);
-#if defined(POISONKIT_WITH_CUDA)
-DALI_REGISTER_OPERATOR(poisonkit__ar_perturb, ArPerturb<GPUBackend>, GPU);
-#endif
+DALI_REGISTER_OPERATOR(poisonkit__ar_perturb, poisonkit::dali_ops::ArPerturb<CPUBackend>, CPU);
+POISONKIT_REGISTER_GPU(poisonkit__ar_perturb, poisonkit::dali_ops::ArPerturb);
 
 }  // namespace dali

@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "filter2d_op.h"
+#include "registration.h"
 
 namespace poisonkit::dali_ops {
 
@@ -14,7 +15,7 @@ class ClasswiseBlur : public Filter2dOp<Backend> {
   explicit ClasswiseBlur(const ::dali::OpSpec& spec) : Filter2dOp<Backend>(spec) {
     const int k = spec.GetArgument<int>("kernel_size");
     const std::string error = filter2d_kernel_size_error(k, k);
-    DALI_ENFORCE(error.empty(), ::dali::make_string("argument `kernel_size`: ", error));
+    if (!error.empty()) DALI_FAIL(::dali::make_string("argument `kernel_size`: ", error));
     kernels_ = spec.GetRepeatedArgument<float>("kernels");
     const size_t taps = static_cast<size_t>(k) * k;
     DALI_ENFORCE(!kernels_.empty() && kernels_.size() % taps == 0,
@@ -51,27 +52,18 @@ class ClasswiseBlur : public Filter2dOp<Backend> {
 // Schema and registration live in DALI's namespace, where its macros expect them.
 namespace dali {
 
-DALI_SCHEMA(poisonkit__classwise_blur)
+POISONKIT_IMAGE_SCHEMA(poisonkit__classwise_blur, 2) POISONKIT_LABELS_INPUT
     .DocStr(R"(The CUDA poison (Sadasivan et al., CVPR 2023): blurs every image with the kernel
 of its class (depthwise, zero padding), divides it by its own global maximum and stores uint8
 output with truncation, as the reference code does. Float input in [0, 1] gives the normalised
 value, clamped to [0, 1]. Apply it to the stored images before any augmentation.)")
-    .NumInput(2)
-    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
-    .InputDox(1, "labels", "TensorList", "one integer class index per image, on the CPU.")
-    .InputDevice(1, InputDevice::CPU)
-    .InputLayout(0, {"HWC", "CHW"})
-    .NumOutput(1)
     .AddArg("kernels", R"(The class kernels, flattened: num_classes * kernel_size * kernel_size
 floats, class 0 first (poisonkit.poisons.classwise_blur.class_kernels gives the reference's).)",
             ::DALI_FLOAT_VEC)
     .AddOptionalArg("kernel_size", "Side of each (square, odd) class kernel.", 3);
 
-using poisonkit::dali_ops::ClasswiseBlur;
-DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, ClasswiseBlur<CPUBackend>, CPU);
-#if defined(POISONKIT_WITH_CUDA)
-DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, ClasswiseBlur<GPUBackend>, GPU);
-#endif
-
+DALI_REGISTER_OPERATOR(poisonkit__classwise_blur, poisonkit::dali_ops::ClasswiseBlur<CPUBackend>,
+                       CPU);
+POISONKIT_REGISTER_GPU(poisonkit__classwise_blur, poisonkit::dali_ops::ClasswiseBlur);
 
 }  // namespace dali

@@ -6,7 +6,7 @@
 // launch per group of same-shaped samples on DALI's stream (GPU).
 //
 // An operator derives from PlanarImageOp<Itself, Backend> (CRTP) and writes, once for every
-// dtype, the templates
+// dtype, the public templates (the base calls them, so it needs no friendship)
 //   template <typename Tin, typename Tout>
 //   void RunCpu(int sample, const PlanarShape& in, const Tin* x, Tout* y, float* scratch) const;
 //   template <typename Tin, typename Tout>
@@ -33,6 +33,16 @@ inline void enforce_cuda(cudaError_t err, const char* what) {
   DALI_ENFORCE(err == cudaSuccess, ::dali::make_string(what, ": ", cudaGetErrorString(err)));
 }
 #endif
+
+// A kernel's parameters (ArParams, LspParams, Filter2dParams, ...: any struct with channels,
+// height and width) at one sample's shape.
+template <typename Params>
+Params with_shape(Params params, const PlanarShape& s) {
+  params.channels = s.c;
+  params.height = s.h;
+  params.width = s.w;
+  return params;
+}
 
 template <typename Derived, typename Backend>
 class PlanarImageOp : public ::dali::Operator<Backend> {
@@ -162,6 +172,8 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
   }
 
 #if defined(POISONKIT_WITH_CUDA)
+  // Host arrays go up through DALI's pinned staging (ToContiguousGPU), never from pageable
+  // memory.
   template <typename Tin, typename Tout>
   void RunAllGpu(::dali::Workspace& ws, const ::dali::TensorList<::dali::GPUBackend>& in,
                  ::dali::TensorList<::dali::GPUBackend>& out) {
@@ -181,12 +193,12 @@ class PlanarImageOp : public ::dali::Operator<Backend> {
       }
       Tin* px = scratch.AllocateGPU<Tin>(n * s.volume());
       Tout* py = scratch.AllocateGPU<Tout>(n * o.volume());
-      enforce_cuda(gather_planar_cuda<Tin>(scratch.ToGPU(stream, srcs), px, n, s,
-                                           strides_of(layout_, s), stream),
+      const Tin* const* srcs_gpu = std::get<0>(scratch.ToContiguousGPU(stream, srcs));
+      enforce_cuda(gather_planar_cuda<Tin>(srcs_gpu, px, n, s, strides_of(layout_, s), stream),
                    "poisonkit: layout copy");
       self().RunGpu(samples, s, px, py, scratch, stream);
-      enforce_cuda(scatter_planar_cuda<Tout>(py, scratch.ToGPU(stream, dsts), n, o,
-                                             strides_of(layout_, o), stream),
+      Tout* const* dsts_gpu = std::get<0>(scratch.ToContiguousGPU(stream, dsts));
+      enforce_cuda(scatter_planar_cuda<Tout>(py, dsts_gpu, n, o, strides_of(layout_, o), stream),
                    "poisonkit: layout copy");
     }
   }

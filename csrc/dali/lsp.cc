@@ -9,6 +9,7 @@
 #include "../kernels/lsp.h"
 #include "args.h"
 #include "image_op.h"
+#include "registration.h"
 
 namespace poisonkit::dali_ops {
 
@@ -24,11 +25,8 @@ struct LspTables {
 
 template <typename Backend>
 class LspPerturb : public PlanarImageOp<LspPerturb<Backend>, Backend> {
-  using Base = PlanarImageOp<LspPerturb<Backend>, Backend>;
-  friend Base;
-
  public:
-  explicit LspPerturb(const ::dali::OpSpec& spec) : Base(spec) {
+  explicit LspPerturb(const ::dali::OpSpec& spec) : PlanarImageOp<LspPerturb, Backend>(spec) {
     num_classes_ = spec.GetArgument<int>("num_classes");
     DALI_ENFORCE(num_classes_ >= 1, ::dali::make_string("argument `num_classes`: expected >= 1, "
                                                         "got ", num_classes_));
@@ -60,25 +58,18 @@ class LspPerturb : public PlanarImageOp<LspPerturb<Backend>, Backend> {
                    ::dali::make_string("input 0 (images): sample ", i, " needs ", features,
                                        " LSP features, at most ", kMaxFeatures,
                                        " (raise `patch`)"));
-      tables_for(params_for(s).features());  // drawn here, before the parallel run
+      tables_for(with_shape(params_, s).features());  // drawn here, before the parallel run
     }
   }
 
-  LspParams params_for(const PlanarShape& s) const {
-    LspParams p = params_;
-    p.channels = s.c;
-    p.height = s.h;
-    p.width = s.w;
-    return p;
-  }
-
   size_t CpuScratchFloats(int, const PlanarShape& in) const override {
-    return lsp_cpu_scratch_floats(params_for(in));
+    return lsp_cpu_scratch_floats(with_shape(params_, in));
   }
 
+ public:  // called by PlanarImageOp
   template <typename T>
   void RunCpu(int i, const PlanarShape& in, const T* x, T* y, float* scratch) const {
-    const LspParams p = params_for(in);
+    const LspParams p = with_shape(params_, in);
     const int64_t F = p.features();
     const LspTables& t = tables_.at(F);
     lsp_poison_sample_cpu<T>(x, y, t.centres.data() + labels_[i] * F,
@@ -90,16 +81,17 @@ class LspPerturb : public PlanarImageOp<LspPerturb<Backend>, Backend> {
   template <typename T>
   void RunGpu(const std::vector<int>& samples, const PlanarShape& in, const T* x, T* y,
               ::dali::kernels::Scratchpad& scratch, cudaStream_t stream) const {
-    const LspParams p = params_for(in);
+    const LspParams p = with_shape(params_, in);
     const LspTables& t = tables_.at(p.features());
     std::vector<int64_t> labels, indices;
     for (int i : samples) {
       labels.push_back(labels_[i]);
       indices.push_back(indices_[i]);
     }
-    enforce_cuda(lsp_poison_cuda<T>(x, y, scratch.ToGPU(stream, t.centres),
-                                    scratch.ToGPU(stream, t.mixing),
-                                    scratch.ToGPU(stream, labels), scratch.ToGPU(stream, indices),
+    // One copy through DALI's pinned staging (not four from pageable vectors).
+    const auto [centres, mixing, labels_gpu, indices_gpu] =
+        scratch.ToContiguousGPU(stream, t.centres, t.mixing, labels, indices);
+    enforce_cuda(lsp_poison_cuda<T>(x, y, centres, mixing, labels_gpu, indices_gpu,
                                     static_cast<int64_t>(samples.size()), p, stream),
                  "poisonkit: lsp_poison launch");
   }
@@ -127,7 +119,7 @@ class LspPerturb : public PlanarImageOp<LspPerturb<Backend>, Backend> {
 
 namespace dali {
 
-DALI_SCHEMA(poisonkit__lsp_perturb)
+POISONKIT_IMAGE_SCHEMA(poisonkit__lsp_perturb, 3) POISONKIT_LABELS_INPUT POISONKIT_INDICES_INPUT
     .DocStr(R"(The LSP poison (Yu et al., KDD 2022): adds to every image a class-clustered
 point of (H/patch)(W/patch)C features (make_classification's distribution, drawn from ``key``,
 the image's class and its sample index), each value repeated over a patch x patch block and
@@ -135,15 +127,6 @@ scaled to an L2 norm of eps * sqrt(C H W) in [0, 1] units; the result is clipped
 (uint8 output truncates, as the reference stores it). Equal to the torch op
 poisonkit.ops.lsp_poison / LSPPoison for the same key, classes and sample indices. Apply it to
 the stored images before any augmentation.)")
-    .NumInput(3)
-    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
-    .InputDox(1, "labels", "TensorList", "one integer class index per image, on the CPU.")
-    .InputDox(2, "indices", "TensorList", R"(one integer sample index (>= 0) per image, on the
-CPU: the image's position in the dataset, which picks its perturbation.)")
-    .InputDevice(1, InputDevice::CPU)
-    .InputDevice(2, InputDevice::CPU)
-    .InputLayout(0, {"HWC", "CHW"})
-    .NumOutput(1)
     .AddOptionalArg("num_classes", "K, the number of classes.", 10)
     .AddOptionalArg("patch", "Side of the blocks a feature is repeated over; divides H and W.", 8)
     .AddOptionalArg("eps", "The L2 norm is eps * sqrt(C H W) (the reference's 6/255).",
@@ -154,10 +137,7 @@ CPU: the image's position in the dataset, which picks its perturbation.)")
 keys from 2^63 to 2^64 - 1 are passed as key - 2^64 (poisonkit.dali.lsp_perturb does this).)",
                     int64_t{0});
 
-using poisonkit::dali_ops::LspPerturb;
-DALI_REGISTER_OPERATOR(poisonkit__lsp_perturb, LspPerturb<CPUBackend>, CPU);
-#if defined(POISONKIT_WITH_CUDA)
-DALI_REGISTER_OPERATOR(poisonkit__lsp_perturb, LspPerturb<GPUBackend>, GPU);
-#endif
+DALI_REGISTER_OPERATOR(poisonkit__lsp_perturb, poisonkit::dali_ops::LspPerturb<CPUBackend>, CPU);
+POISONKIT_REGISTER_GPU(poisonkit__lsp_perturb, poisonkit::dali_ops::LspPerturb);
 
 }  // namespace dali

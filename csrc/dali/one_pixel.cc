@@ -7,16 +7,14 @@
 #include "../kernels/one_pixel.h"
 #include "args.h"
 #include "image_op.h"
+#include "registration.h"
 
 namespace poisonkit::dali_ops {
 
 template <typename Backend>
 class OnePixel : public PlanarImageOp<OnePixel<Backend>, Backend> {
-  using Base = PlanarImageOp<OnePixel<Backend>, Backend>;
-  friend Base;
-
  public:
-  explicit OnePixel(const ::dali::OpSpec& spec) : Base(spec) {
+  explicit OnePixel(const ::dali::OpSpec& spec) : PlanarImageOp<OnePixel, Backend>(spec) {
     rows_ = spec.GetRepeatedArgument<int>("rows");
     cols_ = spec.GetRepeatedArgument<int>("cols");
     colours_ = spec.GetRepeatedArgument<float>("colours");
@@ -54,6 +52,7 @@ class OnePixel : public PlanarImageOp<OnePixel<Backend>, Backend> {
     }
   }
 
+ public:  // called by PlanarImageOp
   template <typename T>
   void RunCpu(int i, const PlanarShape& in, const T* x, T* y, float*) const {
     const int64_t k = labels_[i];
@@ -68,9 +67,10 @@ class OnePixel : public PlanarImageOp<OnePixel<Backend>, Backend> {
     std::vector<int64_t> labels, positions;
     for (int i : samples) labels.push_back(labels_[i]);
     for (int k = 0; k < num_classes_; ++k) positions.push_back(pixel(k, in));
-    enforce_cuda(one_pixel_apply_cuda<T>(x, y, scratch.ToGPU(stream, labels),
-                                         scratch.ToGPU(stream, positions),
-                                         scratch.ToGPU(stream, colours_),
+    // One copy through DALI's pinned staging (not three from pageable vectors).
+    const auto [labels_gpu, positions_gpu, colours] =
+        scratch.ToContiguousGPU(stream, labels, positions, colours_);
+    enforce_cuda(one_pixel_apply_cuda<T>(x, y, labels_gpu, positions_gpu, colours,
                                          static_cast<int64_t>(samples.size()), in.c,
                                          int64_t{in.h} * in.w, stream),
                  "poisonkit: one_pixel launch");
@@ -93,26 +93,17 @@ class OnePixel : public PlanarImageOp<OnePixel<Backend>, Backend> {
 
 namespace dali {
 
-DALI_SCHEMA(poisonkit__one_pixel)
+POISONKIT_IMAGE_SCHEMA(poisonkit__one_pixel, 2) POISONKIT_LABELS_INPUT
     .DocStr(R"(The one-pixel shortcut (Wu et al., ICLR 2023): sets pixel (rows[k], cols[k]) of
 every image of class k to colours[k] (in [0, 1]; uint8 output gets round(255 v)). Equal to the
 torch op poisonkit.ops.one_pixel_apply / OnePixelShortcut for the same pixels. Apply it to the
 stored images before any augmentation.)")
-    .NumInput(2)
-    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
-    .InputDox(1, "labels", "TensorList", "one integer class index per image, on the CPU.")
-    .InputDevice(1, InputDevice::CPU)
-    .InputLayout(0, {"HWC", "CHW"})
-    .NumOutput(1)
     .AddArg("rows", "Row of each class's pixel [K].", ::DALI_INT_VEC)
     .AddArg("cols", "Column of each class's pixel [K].", ::DALI_INT_VEC)
     .AddArg("colours", "Each class's colour [K, C], flattened, values in [0, 1].",
             ::DALI_FLOAT_VEC);
 
-using poisonkit::dali_ops::OnePixel;
-DALI_REGISTER_OPERATOR(poisonkit__one_pixel, OnePixel<CPUBackend>, CPU);
-#if defined(POISONKIT_WITH_CUDA)
-DALI_REGISTER_OPERATOR(poisonkit__one_pixel, OnePixel<GPUBackend>, GPU);
-#endif
+DALI_REGISTER_OPERATOR(poisonkit__one_pixel, poisonkit::dali_ops::OnePixel<CPUBackend>, CPU);
+POISONKIT_REGISTER_GPU(poisonkit__one_pixel, poisonkit::dali_ops::OnePixel);
 
 }  // namespace dali

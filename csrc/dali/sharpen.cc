@@ -10,6 +10,7 @@
 #include "../kernels/rsk.h"
 #include "args.h"
 #include "filter2d_op.h"
+#include "registration.h"
 
 namespace poisonkit::dali_ops {
 
@@ -74,7 +75,7 @@ class Sharpen : public Filter2dOp<Backend> {
     p.kernel_h = static_cast<int>(first[0]);
     p.kernel_w = static_cast<int>(first[1]);
     const std::string error = filter2d_kernel_size_error(p.kernel_h, p.kernel_w);
-    DALI_ENFORCE(error.empty(), ::dali::make_string("argument `kernel`: ", error));
+    if (!error.empty()) DALI_FAIL(::dali::make_string("argument `kernel`: ", error));
     this->weights_.resize(static_cast<size_t>(n) * p.taps());
     for (int i = 0; i < n; ++i) {
       DALI_ENFORCE(arg.tensor_shape(i) == first, ::dali::make_string("argument `kernel`: every "
@@ -95,7 +96,7 @@ class Sharpen : public Filter2dOp<Backend> {
     this->weights_.resize(static_cast<size_t>(n) * kRskTaps);
     for (int i = 0; i < n; ++i) {
       const std::string error = rsk_params_error(center[i], stddev[i]);
-      DALI_ENFORCE(error.empty(), ::dali::make_string("argument `", error.substr(0, error.find(' ')),
+      if (!error.empty()) DALI_FAIL(::dali::make_string("argument `", error.substr(0, error.find(' ')),
                                                       "`: ", error, " (sample ", i, ")"));
       rsk_kernel(static_cast<uint64_t>(seed_), static_cast<uint64_t>(index[i]),
                  static_cast<uint64_t>(epoch[i]), center[i], stddev[i],
@@ -133,7 +134,7 @@ class Sharpen : public Filter2dOp<Backend> {
 // Schema and registration live in DALI's namespace, where its macros expect them.
 namespace dali {
 
-DALI_SCHEMA(poisonkit__sharpen)
+POISONKIT_IMAGE_SCHEMA(poisonkit__sharpen, 1)
     .DocStr(R"(Sharpening of the RSK+FF defense (Kim & Sandoval-Segura, 2024), clamped to [0, 1]
 (uint8 output rounds to nearest). By default the fixed SSK kernel [[0, -n, 0], [-n, c, -n],
 [0, -n, 0]] with n = (c - 1) / 4; with ``std`` > 0 a random kernel per sample and iteration
@@ -145,10 +146,6 @@ draws 8 * epoch + 0..4 of the stream (key = seed, index = sample_index). Without
 ``sample_index`` a sample's index is its position in the batch; without ``epoch`` the epoch is
 the operator's iteration count. poisonkit.ops.rsk_kernels(seed, sample indices, epoch, center, std)
 draws the same kernels in torch.)")
-    .NumInput(1)
-    .InputDox(0, "images", "TensorList", "uint8 or float images, HWC (default) or CHW.")
-    .InputLayout(0, {"HWC", "CHW"})
-    .NumOutput(1)
     .AddOptionalArg("padding", "'valid' (reference), 'reflect', 'replicate' or 'zeros'.", "valid")
     .AddOptionalArg("center", "Centre tap c (mean of c for RSK); per sample.", 2.5f, true)
     .AddOptionalArg("std", "Standard deviation of RSK's draws; 0 gives SSK. Per sample.", 0.0f,
@@ -162,11 +159,7 @@ flat list of 1, 9, 25 or 49 floats (square), or per sample a float32 [kh, kw] te
 up to 7, the same for the whole batch).)", nullptr, true)
     .AddRandomSeedArg();
 
-using poisonkit::dali_ops::Sharpen;
-DALI_REGISTER_OPERATOR(poisonkit__sharpen, Sharpen<CPUBackend>, CPU);
-#if defined(POISONKIT_WITH_CUDA)
-DALI_REGISTER_OPERATOR(poisonkit__sharpen, Sharpen<GPUBackend>, GPU);
-#endif
-
+DALI_REGISTER_OPERATOR(poisonkit__sharpen, poisonkit::dali_ops::Sharpen<CPUBackend>, CPU);
+POISONKIT_REGISTER_GPU(poisonkit__sharpen, poisonkit::dali_ops::Sharpen);
 
 }  // namespace dali

@@ -37,6 +37,10 @@ struct ArParams {
   float eps = 1.0f;
   ArNorm norm = ArNorm::L2;  // None: return the unscaled process (the sampler's check)
   uint64_t key = 0;
+  // CUDA only: > 0 makes the kernels check each sample's label against [0, num_classes) and
+  // its index against >= 0, reporting through the status flags instead of a host-side scan
+  // of labels and indices before the launch (two host syncs each).
+  int64_t num_classes = 0;
 
   PK_HD int canvas_h() const { return height + crop; }
   PK_HD int canvas_w() const { return width + crop; }
@@ -163,6 +167,12 @@ template <typename T>
 void ar_filter_image_cpu(const T* image, const float* coeffs, int num_classes, int channels,
                          int height, int width, float* out, float* scratch);
 
+// Per-sample status of a generation, as the drivers' flags hold it: kArOk, kArOverflow when
+// the scaled perturbation is not finite (the CPU drivers report only these two), or, from
+// the CUDA driver with p.num_classes > 0, kArBadLabel / kArBadIndex (checked first; such a
+// sample is not generated and its output is undefined).
+enum ArStatus : uint8_t { kArOverflow = 0, kArOk = 1, kArBadLabel = 2, kArBadIndex = 3 };
+
 #if defined(POISONKIT_WITH_CUDA)
 // ---- CUDA driver (ar_cuda.cu): whole batches on one stream.
 }  // namespace poisonkit
@@ -170,7 +180,8 @@ void ar_filter_image_cpu(const T* image, const float* coeffs, int num_classes, i
 namespace poisonkit {
 size_t ar_cuda_scratch_floats(const ArParams& p, int64_t n);
 
-// finite[n] is set to 0 when sample n's scaled perturbation is not finite, else 1.
+// finite[n] receives sample n's ArStatus (see above).
+
 cudaError_t ar_generate_cuda(const float* coeffs, const int64_t* labels, const int64_t* indices,
                              int64_t n, const ArParams& p, float* out, uint8_t* finite,
                              float* scratch, cudaStream_t stream);

@@ -13,6 +13,14 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// kArOk, or why sample s cannot be generated (p.num_classes > 0 only).
+__device__ uint8_t sample_status(const int64_t* labels, const int64_t* indices, int64_t s,
+                                 const ArParams& p) {
+  if (p.num_classes <= 0) return kArOk;
+  if (labels[s] < 0 || labels[s] >= p.num_classes) return kArBadLabel;
+  return indices[s] < 0 ? kArBadIndex : kArOk;
+}
+
 __global__ void ar_recurse_kernel(const float* __restrict__ coeffs,
                                   const int64_t* __restrict__ labels,
                                   const int64_t* __restrict__ indices, int64_t n, ArParams p,
@@ -21,6 +29,7 @@ __global__ void ar_recurse_kernel(const float* __restrict__ coeffs,
   if (t >= n * p.channels) return;
   const int64_t s = t / p.channels;
   const int c = static_cast<int>(t % p.channels);
+  if (sample_status(labels, indices, s, p) != kArOk) return;
   const PhiloxStream stream =
       philox_stream(p.key, static_cast<uint64_t>(indices[s]), kArCanvasStream);
   float* plane = canvas + t * p.canvas_plane();
@@ -43,9 +52,16 @@ __device__ float block_reduce(float v, bool take_max) {
   return v;
 }
 
-__global__ void ar_crop_scale_kernel(const float* __restrict__ canvas, ArParams p,
+__global__ void ar_crop_scale_kernel(const float* __restrict__ canvas,
+                                     const int64_t* __restrict__ labels,
+                                     const int64_t* __restrict__ indices, ArParams p,
                                      float* __restrict__ out, uint8_t* __restrict__ finite) {
   const int64_t s = blockIdx.x;
+  const uint8_t status = sample_status(labels, indices, s, p);
+  if (status != kArOk) {  // uniform over the block: no thread reaches a barrier below
+    if (threadIdx.x == 0) finite[s] = status;
+    return;
+  }
   const int64_t total = p.channels * p.out_plane();
   const bool linf = p.norm == ArNorm::Linf;
   const float* src = canvas + s * p.channels * p.canvas_plane();
@@ -61,7 +77,8 @@ __global__ void ar_crop_scale_kernel(const float* __restrict__ canvas, ArParams 
   const float reduced = block_reduce(acc, linf);
   bad = __syncthreads_or(bad);
   const double norm = linf ? reduced : sqrt(static_cast<double>(reduced));
-  if (threadIdx.x == 0) finite[s] = p.norm == ArNorm::None || (!bad && isfinite(norm));
+  if (threadIdx.x == 0)
+    finite[s] = p.norm == ArNorm::None || (!bad && isfinite(norm)) ? kArOk : kArOverflow;
   const float scale = ar_scale(p, norm);
   float* dst = out + s * total;
   for (int64_t i = threadIdx.x; i < total; i += blockDim.x) {
@@ -118,8 +135,9 @@ cudaError_t ar_generate_cuda(const float* coeffs, const int64_t* labels, const i
   if (n == 0) return cudaSuccess;
   ar_recurse_kernel<<<blocks_for(n * p.channels, 64), 64, 0, stream>>>(coeffs, labels, indices,
                                                                         n, p, scratch);
-  ar_crop_scale_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(scratch, p, out,
-                                                                                 finite);
+  ar_crop_scale_kernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(scratch, labels,
+                                                                          indices, p, out,
+                                                                          finite);
   return cudaGetLastError();
 }
 

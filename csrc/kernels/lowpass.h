@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -37,34 +38,69 @@ PK_HD float contract(const float* a, int64_t sa, const B* b, int64_t sb, int k) 
   return acc;
 }
 
+// ---- Validation, shared by the torch op and the DALI operator: a message (empty when
+// fine) that each binding prefixes with its op name. p holds the image geometry and the
+// factors' ranks; rows_len, cols_len: the length of R's and C's rows; mask_rows x mask_cols:
+// M's shape when p.masked.
+inline std::string lowpass_params_error(const LowpassParams& p, int64_t rows_len,
+                                        int64_t cols_len, int64_t mask_rows, int64_t mask_cols) {
+  const auto str = [](int64_t v) { return std::to_string(v); };
+  if (rows_len != p.height || p.rank_h < 1 || p.rank_h > p.height)
+    return "rows must be the kept basis rows along H, [r, " + str(p.height) + "] with 1 <= r <= " +
+           str(p.height) + ", got [" + str(p.rank_h) + ", " + str(rows_len) + "]";
+  if (cols_len != p.width || p.rank_w < 1 || p.rank_w > p.width)
+    return "cols must be the kept basis rows along W, [r, " + str(p.width) + "] with 1 <= r <= " +
+           str(p.width) + ", got [" + str(p.rank_w) + ", " + str(cols_len) + "]";
+  if (p.masked && (mask_rows != p.rank_h || mask_cols != p.rank_w))
+    return "mask must be a coefficient mask [" + str(p.rank_h) + ", " + str(p.rank_w) +
+           "] (rows' and cols' ranks), got [" + str(mask_rows) + ", " + str(mask_cols) + "]";
+  return "";
+}
+
 // ---- CPU driver (lowpass_cpu.cpp). A plan holds the basis matrices in the layouts the
 // CPU products want; build it once per call, then run one image per call (torch inside
 // at::parallel_for, DALI on its thread pool), each thread with its own scratch.
 //
-// The H-axis products (the costly ones) are folded in half: every DCT row is even or odd
-// under i <-> H-1-i, every Fourier row under i <-> -i mod H. With X+ = X_i + X_mirror(i) and
-// X- = X_i - X_mirror(i) over half the rows, R X = [R_even X+ ; R_odd X-] and the output rows
-// i, mirror(i) are E +- O with E = R_even^T V_even, O = R_odd^T V_odd: half the flops. The
-// plan finds the mirror from the rows; small images (H < 48, where the extra passes cost
-// more than they save) and rows with no such symmetry fold with the identity (all rows
-// even, nothing halved), so any orthonormal rows work.
+// Both axes are folded in half: every DCT row is even or odd under i <-> n-1-i, every
+// Fourier row under i <-> -i mod n. Along H, with X+ = X_i + X_mirror(i) and X- = X_i -
+// X_mirror(i) over half the rows, R X = [R_even X+ ; R_odd X-] and the output rows i,
+// mirror(i) are E +- O with E = R_even^T V_even, O = R_odd^T V_odd: half the flops. Along W
+// the same happens inside the planes: each row is stored permuted, the first half of the
+// columns then their mirrors (each half padded to the vector width), so that the W-axis
+// sums and differences are two contiguous halves. The plan finds each mirror from the
+// basis rows; small axes (n < 48, where the extra passes cost more than they save) and
+// rows with no such symmetry fold with the identity (all rows even, nothing halved), so
+// any orthonormal rows work. Mirrors pair i with m(i) >= i, and the first members are
+// 0, 1, ..., half-1 in every case (reverse, negate, identity).
+struct LowpassAxisFold {
+  int half = 0;                // folded positions: pairs {i, mirror(i)} and fixed points
+  int even = 0;                // basis rows even under the mirror (they come first in order)
+  std::vector<int> second;     // mirror(i) of each folded position i < half
+  // The true pairs (mirror(i) != i) are the positions [pair_begin, pair_end), where
+  // mirror(i) = mirror_base - i (reverse: n - 1 - i; negate: n - i): the mirrored half is a
+  // reversed run, which the load and store below stream as whole vectors.
+  int pair_begin = 0, pair_end = 0, mirror_base = 0;
+  std::vector<int> order;      // the basis rows, even ones first
+  bool identity = true;        // nothing folded (half = n, every row even)
+};
+
 struct LowpassCpuPlan {
   LowpassCpuPlan() = default;
   LowpassCpuPlan(LowpassCpuPlan&&) = default;  // the pointers below point into storage
   LowpassCpuPlan(const LowpassCpuPlan&) = delete;
 
   LowpassParams p;
-  int width_pad = 0;   // W rounded up to the vector width (row stride of the planes)
-  int rank_w_pad = 0;  // rank_w rounded up likewise
-  int half = 0;        // folded rows: pairs {i, mirror(i)} and fixed points i = mirror(i)
-  int even_rows = 0;   // rows of R even under the mirror; they come first in R's order here
-  std::vector<int> fold_first, fold_second;  // the two rows of each folded row
+  LowpassAxisFold fold_h, fold_w;
+  int half_pad = 0;      // fold_w.half rounded up to the vector width
+  int row_stride = 0;    // floats per plane row: 2 * half_pad (W folded), else half_pad
+  int even_w_pad = 0;    // even rows of C, padded; the odd ones' coefficients start here
+  int coef_stride = 0;   // floats per coefficient row: even_w_pad + odd rows of C, padded
   std::vector<float> storage;
-  const float* rows_half = nullptr;    // R (even rows, then odd) on fold_first [rank_h x half]
-  const float* rows_half_t = nullptr;  // its transpose [half x rank_h]
-  const float* cols_t = nullptr;       // C^T [width_pad x rank_w_pad], zero padded
-  const float* cols = nullptr;         // C   [rank_w_pad x width_pad], zero padded
-  const float* mask = nullptr;         // M, rows in R's order here [rank_h x rank_w_pad], or null
+  const float* rows_half = nullptr;    // R (even rows, then odd) on the first half [rank_h x half_h]
+  const float* rows_half_t = nullptr;  // its transpose [half_h x rank_h]
+  const float* cols_t = nullptr;       // C^T on W's first half [half_pad x coef_stride], zero padded
+  const float* cols = nullptr;         // C (even rows, then odd) [rank_w x half_pad]
+  const float* mask = nullptr;         // M in R's and C's orders [rank_h x coef_stride], or null
   size_t scratch_floats = 0;           // per thread
 };
 

@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "common.h"
 
@@ -51,10 +52,29 @@ template <typename Tin, typename Tout>
 void project_out_images_cpu(const Tin* in, Tout* out, int64_t count, const float* qt,
                             const ProjectionParams& p, float* scratch);
 
+// The CUDA kernel keeps the K coefficients in shared memory (K <= kProjectionCudaMaxRank).
+constexpr int kProjectionCudaMaxRank = 8192;
+
+// ---- Validation, shared by the torch op and the DALI operator: a message (empty when
+// fine) that each binding prefixes with its op name. image_dim: C*H*W of the images;
+// q_rows x q_cols: Q's shape; cuda: the GPU kernel's rank limit applies.
+inline std::string projection_shape_error(int64_t image_dim, int64_t q_rows, int64_t q_cols,
+                                          bool cuda) {
+  const auto str = [](int64_t v) { return std::to_string(v); };
+  if (q_rows != image_dim)
+    return "Q has " + str(q_rows) + " rows but the images have C*H*W = " + str(image_dim) +
+           " values";
+  if (q_cols < 1 || q_cols > image_dim)
+    return "Q must have between 1 and D = " + str(image_dim) + " columns, got " + str(q_cols);
+  if (cuda && q_cols > kProjectionCudaMaxRank)
+    return "on CUDA, Q may have at most " + str(kProjectionCudaMaxRank) + " columns, got " +
+           str(q_cols);
+  return "";
+}
+
 #if defined(POISONKIT_WITH_CUDA)
 // ---- CUDA driver (projection_cuda.cu): a whole batch on one stream, one fused kernel,
-// one block per image; the K coefficients live in shared memory (K <= kProjectionCudaMaxRank).
-constexpr int kProjectionCudaMaxRank = 8192;
+// one block per image.
 }  // namespace poisonkit
 #include <cuda_runtime_api.h>
 namespace poisonkit {

@@ -3,24 +3,15 @@
 //   ar_generate: AR perturbations, float32 [N, C, H, W]
 //   ar_poison: images plus their perturbations, clamped (and rounded for uint8)
 //   ar_filter: every class's AR-filter valid response, float32 [N, K, H-2, W-2]
-#include <torch/library.h>
 
 #include "ar_args.h"
 #include "checks.h"
 #include "parallel.h"
+#include "registration.h"
 
 namespace poisonkit {
 
 namespace {
-
-void check_indices(const at::Tensor& indices, const char* op) {
-  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, got ",
-              indices.scalar_type());
-  TORCH_CHECK(indices.dim() == 1, op, ": indices must be 1-D [N], got shape ", indices.sizes());
-  TORCH_CHECK(indices.size(0) > 0, op, ": indices is an empty batch (N = 0)");
-  const int64_t lowest = min_max(indices).first;
-  TORCH_CHECK(lowest >= 0, op, ": indices must be >= 0, got ", lowest);
-}
 
 void check_canvas_size(int64_t channels, int64_t canvas_h, int64_t canvas_w, const char* op) {
   check_kernel_args(ar_canvas_error(channels, canvas_h, canvas_w), op);
@@ -45,19 +36,11 @@ ArParams ar_generate_params(const at::Tensor& coeffs, const at::Tensor& labels,
                             const at::Tensor& indices, int64_t key, int64_t height,
                             int64_t width, int64_t crop, std::optional<double> eps, double p) {
   check_coeffs(coeffs, "ar_generate");
-  check_indices(indices, "ar_generate");
-  TORCH_CHECK(labels.scalar_type() == at::kLong, "ar_generate: labels must be int64, got ",
-              labels.scalar_type());
-  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == indices.size(0),
-              "ar_generate: labels must be [N] with N = len(indices) = ", indices.size(0),
-              ", got shape ", labels.sizes());
-  TORCH_CHECK(labels.device() == coeffs.device() && indices.device() == coeffs.device(),
-              "ar_generate: labels and indices must be on coeffs' device (", coeffs.device(),
-              "), got ", labels.device(), " and ", indices.device());
-  const int64_t K = coeffs.size(0);
-  const auto [lo, hi] = min_max(labels);
-  TORCH_CHECK(lo >= 0 && hi < K, "ar_generate: labels must be in [0, ", K, "), got values in [",
-              lo, ", ", hi, "]");
+  // On CUDA the kernels check the label and index values (ArParams::num_classes, reported
+  // with the status flags read back after the launch): no host sync here.
+  const bool scan = coeffs.is_cpu();
+  const int64_t n = check_sample_indices(indices, coeffs.device(), "ar_generate", scan);
+  check_labels(labels, n, coeffs.size(0), coeffs.device(), "ar_generate", scan);
   TORCH_CHECK(height >= 1 && width >= 1, "ar_generate: height and width must be >= 1, got ",
               height, "x", width);
   TORCH_CHECK(crop >= 0, "ar_generate: crop must be >= 0, got ", crop);
@@ -95,11 +78,18 @@ ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const a
   return ar_generate_params(coeffs, labels, indices, key, x.size(2), x.size(3), crop, eps, p);
 }
 
-void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels) {
-  const at::Tensor flags = finite.cpu();
-  const uint8_t* ok = flags.data_ptr<uint8_t>();
+void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels,
+                     const at::Tensor& indices, int64_t num_classes) {
+  const at::Tensor flags = finite.cpu();  // the one host sync of a CUDA call
+  const uint8_t* status = flags.data_ptr<uint8_t>();
   for (int64_t i = 0; i < flags.numel(); ++i) {
-    TORCH_CHECK(ok[i], "ar_generate: the AR process of class ", labels[i].item<int64_t>(),
+    if (status[i] == kArBadLabel || status[i] == kArBadIndex) {
+      // the value scans name the offending values (an error path: its syncs do not matter)
+      check_sample_indices(indices, indices.device(), "ar_generate");
+      check_labels(labels, indices.size(0), num_classes, labels.device(), "ar_generate");
+    }
+    TORCH_CHECK(status[i] == kArOk, "ar_generate: the AR process of class ",
+                labels[i].item<int64_t>(),
                 " overflows float32 (unstable coefficients; draw them with "
                 "poisonkit.poisons.ar.sample_coefficients)");
   }
@@ -107,7 +97,7 @@ void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels) {
 
 ArParams ar_canvas_params(const at::Tensor& indices, int64_t key, int64_t channels,
                           int64_t height, int64_t width) {
-  check_indices(indices, "ar_canvas");
+  check_sample_indices(indices, indices.device(), "ar_canvas");
   TORCH_CHECK(channels >= 1 && height >= 1 && width >= 1,
               "ar_canvas: channels, height and width must be >= 1, got ", channels, ", ", height,
               ", ", width);
@@ -157,7 +147,7 @@ at::Tensor ar_generate_cpu(const at::Tensor& coeffs_in, const at::Tensor& labels
                                                     dst + i * sample_size, scratch);
                    }
                  });
-  check_ar_finite(finite, labels);
+  check_ar_finite(finite, labels, indices, coeffs.size(0));
   return out;
 }
 
@@ -196,7 +186,7 @@ at::Tensor ar_poison_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in,
   dispatch_image_dtype(x, [&]<typename T>() {
     ar_poison_batch_cpu<T>(x, coeffs, labels, indices, params, out, finite.data_ptr<uint8_t>());
   });
-  check_ar_finite(finite, labels);
+  check_ar_finite(finite, labels, indices, coeffs.size(0));
   return out;
 }
 
@@ -246,20 +236,15 @@ at::Tensor ar_filter_cpu(const at::Tensor& x_in, const at::Tensor& coeffs_in) {
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(poisonkit, m) {
-  m.def("ar_canvas(Tensor indices, int key, int channels, int height, int width) -> Tensor");
-  m.def("ar_generate(Tensor coeffs, Tensor labels, Tensor indices, int key, int height, "
-        "int width, int crop, float? eps, float p) -> Tensor");
-  m.def("ar_poison(Tensor x, Tensor coeffs, Tensor labels, Tensor indices, int key, int crop, "
-        "float eps, float p) -> Tensor");
-  m.def("ar_filter(Tensor x, Tensor coeffs) -> Tensor");
-}
+POISONKIT_DEFINE_OPS(
+    "ar_canvas(Tensor indices, int key, int channels, int height, int width) -> Tensor",
+    "ar_generate(Tensor coeffs, Tensor labels, Tensor indices, int key, int height, int width, "
+    "int crop, float? eps, float p) -> Tensor",
+    "ar_poison(Tensor x, Tensor coeffs, Tensor labels, Tensor indices, int key, int crop, "
+    "float eps, float p) -> Tensor",
+    "ar_filter(Tensor x, Tensor coeffs) -> Tensor")
 
-TORCH_LIBRARY_IMPL(poisonkit, CPU, m) {
-  m.impl("ar_canvas", &ar_canvas_cpu);
-  m.impl("ar_generate", &ar_generate_cpu);
-  m.impl("ar_poison", &ar_poison_cpu);
-  m.impl("ar_filter", &ar_filter_cpu);
-}
+POISONKIT_IMPL_OPS(CPU, "ar_canvas", &ar_canvas_cpu, "ar_generate", &ar_generate_cpu,
+                   "ar_poison", &ar_poison_cpu, "ar_filter", &ar_filter_cpu)
 
 }  // namespace poisonkit

@@ -25,7 +25,8 @@ ArParams ar_poison_params(const at::Tensor& x, const at::Tensor& coeffs, const a
 // Scaled perturbations must be finite: an unstable class's process overflows float32
 // (the reference once shipped such a class, which produced black images). finite: uint8
 // [N], 0 for a sample whose perturbation is not.
-void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels);
+void check_ar_finite(const at::Tensor& finite, const at::Tensor& labels,
+                     const at::Tensor& indices, int64_t num_classes);
 
 // ar_canvas: indices int64 [N] >= 0; channels, height, width >= 1 (the canvas size).
 ArParams ar_canvas_params(const at::Tensor& indices, int64_t key, int64_t channels,

@@ -1,11 +1,13 @@
 // poisonkit AR ops, CUDA implementations: validate, then launch the shared CUDA drivers on
-// the current stream.
+// the current stream. ar_generate and ar_poison sync with the host once per call: the
+// per-sample status flags (overflow, label or index out of range) are read back after the
+// launch; the range checks that ran on the host before are done by the kernels.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include "ar_args.h"
 #include "checks.h"
+#include "registration.h"
 
 namespace poisonkit {
 
@@ -15,8 +17,9 @@ at::Tensor ar_generate_cuda_impl(const at::Tensor& coeffs_in, const at::Tensor& 
                                  const at::Tensor& indices_in, int64_t key, int64_t height,
                                  int64_t width, int64_t crop, std::optional<double> eps,
                                  double p) {
-  const ArParams params =
+  ArParams params =
       ar_generate_params(coeffs_in, labels_in, indices_in, key, height, width, crop, eps, p);
+  params.num_classes = coeffs_in.size(0);  // labels and indices checked on the device
   const c10::cuda::CUDAGuard guard(coeffs_in.device());
   const at::Tensor coeffs = coeffs_in.contiguous();
   const at::Tensor labels = labels_in.contiguous();
@@ -31,15 +34,16 @@ at::Tensor ar_generate_cuda_impl(const at::Tensor& coeffs_in, const at::Tensor& 
                                 finite.data_ptr<uint8_t>(), scratch.data_ptr<float>(),
                                 c10::cuda::getCurrentCUDAStream()),
                "ar_generate");
-  check_ar_finite(finite, labels);
+  check_ar_finite(finite, labels, indices, coeffs.size(0));
   return out;
 }
 
 at::Tensor ar_poison_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_in,
                                const at::Tensor& labels_in, const at::Tensor& indices_in,
                                int64_t key, int64_t crop, double eps, double p) {
-  const ArParams params =
+  ArParams params =
       ar_poison_params(x_in, coeffs_in, labels_in, indices_in, key, crop, eps, p);
+  params.num_classes = coeffs_in.size(0);  // labels and indices checked on the device
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const at::Tensor coeffs = coeffs_in.contiguous();
@@ -58,7 +62,7 @@ at::Tensor ar_poison_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_
                                    stream),
                  "ar_poison");
   });
-  check_ar_finite(finite, labels);
+  check_ar_finite(finite, labels, indices, coeffs.size(0));
   return out;
 }
 
@@ -94,11 +98,7 @@ at::Tensor ar_filter_cuda_impl(const at::Tensor& x_in, const at::Tensor& coeffs_
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(poisonkit, CUDA, m) {
-  m.impl("ar_canvas", &ar_canvas_cuda_impl);
-  m.impl("ar_generate", &ar_generate_cuda_impl);
-  m.impl("ar_poison", &ar_poison_cuda_impl);
-  m.impl("ar_filter", &ar_filter_cuda_impl);
-}
+POISONKIT_IMPL_OPS(CUDA, "ar_canvas", &ar_canvas_cuda_impl, "ar_generate", &ar_generate_cuda_impl,
+                   "ar_poison", &ar_poison_cuda_impl, "ar_filter", &ar_filter_cuda_impl)
 
 }  // namespace poisonkit

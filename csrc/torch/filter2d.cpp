@@ -1,5 +1,4 @@
 // poisonkit::filter2d: schema, argument validation and the CPU implementation.
-#include <torch/library.h>
 
 #include <string>
 #include <string_view>
@@ -7,6 +6,7 @@
 #include "checks.h"
 #include "filter2d_args.h"
 #include "parallel.h"
+#include "registration.h"
 
 namespace poisonkit {
 
@@ -93,11 +93,8 @@ at::Tensor filter2d_cpu(const at::Tensor& x_in, const at::Tensor& weights_in,
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(poisonkit, m) {
-  m.def("filter2d(Tensor x, Tensor weights, str padding, str normalize, str rounding, "
-        "bool clamp) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(poisonkit, CPU, m) { m.impl("filter2d", &filter2d_cpu); }
+POISONKIT_DEFINE_OPS("filter2d(Tensor x, Tensor weights, str padding, str normalize, "
+                     "str rounding, bool clamp) -> Tensor")
+POISONKIT_IMPL_OPS(CPU, "filter2d", &filter2d_cpu)
 
 }  // namespace poisonkit

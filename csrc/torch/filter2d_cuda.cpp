@@ -2,10 +2,10 @@
 // driver on the current stream.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include "checks.h"
 #include "filter2d_args.h"
+#include "registration.h"
 
 namespace poisonkit {
 
@@ -33,6 +33,6 @@ at::Tensor filter2d_cuda_impl(const at::Tensor& x_in, const at::Tensor& weights_
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(poisonkit, CUDA, m) { m.impl("filter2d", &filter2d_cuda_impl); }
+POISONKIT_IMPL_OPS(CUDA, "filter2d", &filter2d_cuda_impl)
 
 }  // namespace poisonkit

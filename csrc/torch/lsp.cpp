@@ -3,14 +3,14 @@
 //   lsp_generate: the perturbations, float32 [N, C, H, W]
 //   lsp_poison: images plus their perturbations, clipped (uint8 truncated)
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <cmath>
 #include <tuple>
 #include <vector>
 
 #include "lsp_args.h"
-#include "poison_checks.h"
+#include "checks.h"
+#include "registration.h"
 
 namespace poisonkit {
 
@@ -68,7 +68,7 @@ LspParams lsp_generate_params(const at::Tensor& centres, const at::Tensor& mixin
 LspParams lsp_poison_params(const at::Tensor& x, const at::Tensor& centres,
                             const at::Tensor& mixing, const at::Tensor& labels,
                             const at::Tensor& indices, int64_t key, int64_t patch, double eps) {
-  check_images(x, "lsp_poison");
+  check_image_batch(x, "lsp_poison");
   TORCH_CHECK(x.device() == centres.device(), "lsp_poison: x must be on centres' device (",
               centres.device(), "), got ", x.device());
   TORCH_CHECK(indices.dim() != 1 || x.size(0) == indices.size(0), "lsp_poison: x holds ",
@@ -152,34 +152,24 @@ at::Tensor lsp_poison_cpu(const at::Tensor& x_in, const at::Tensor& centres_in,
   const at::Tensor centres = centres_in.contiguous(), mixing = mixing_in.contiguous();
   const at::Tensor labels = labels_in.contiguous(), indices = indices_in.contiguous();
   at::Tensor out = at::empty_like(x);
-  if (x.scalar_type() == at::kByte) {
-    lsp_poison_batch_cpu<uint8_t>(x, centres, mixing, labels, indices, p, out);
-  } else {
-    lsp_poison_batch_cpu<float>(x, centres, mixing, labels, indices, p, out);
-  }
+  dispatch_image_dtype(x, [&]<typename T>() {
+    lsp_poison_batch_cpu<T>(x, centres, mixing, labels, indices, p, out);
+  });
   return out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(poisonkit, m) {
-  m.def("lsp_classes(int key, int num_classes, int features, float class_sep) -> "
-        "(Tensor, Tensor)");
-  m.def("lsp_generate(Tensor centres, Tensor mixing, Tensor labels, Tensor indices, int key, "
-        "int channels, int height, int width, int patch, float eps) -> Tensor");
-  m.def("lsp_poison(Tensor x, Tensor centres, Tensor mixing, Tensor labels, Tensor indices, "
-        "int key, int patch, float eps) -> Tensor");
-}
+POISONKIT_DEFINE_OPS(
+    "lsp_classes(int key, int num_classes, int features, float class_sep) -> (Tensor, Tensor)",
+    "lsp_generate(Tensor centres, Tensor mixing, Tensor labels, Tensor indices, int key, "
+    "int channels, int height, int width, int patch, float eps) -> Tensor",
+    "lsp_poison(Tensor x, Tensor centres, Tensor mixing, Tensor labels, Tensor indices, int key, "
+    "int patch, float eps) -> Tensor")
 
 // lsp_classes has no tensor input: one implementation for every backend (the tables are
 // small and are moved to the images' device by the caller).
-TORCH_LIBRARY_IMPL(poisonkit, CompositeExplicitAutograd, m) {
-  m.impl("lsp_classes", &lsp_classes_cpu);
-}
-
-TORCH_LIBRARY_IMPL(poisonkit, CPU, m) {
-  m.impl("lsp_generate", &lsp_generate_cpu);
-  m.impl("lsp_poison", &lsp_poison_cpu);
-}
+POISONKIT_IMPL_OPS(CompositeExplicitAutograd, "lsp_classes", &lsp_classes_cpu)
+POISONKIT_IMPL_OPS(CPU, "lsp_generate", &lsp_generate_cpu, "lsp_poison", &lsp_poison_cpu)
 
 }  // namespace poisonkit

@@ -2,17 +2,14 @@
 // the current stream.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
+#include "checks.h"
 #include "lsp_args.h"
+#include "registration.h"
 
 namespace poisonkit {
 
 namespace {
-
-void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA launch failed: ", cudaGetErrorString(err));
-}
 
 at::Tensor lsp_generate_cuda_impl(const at::Tensor& centres_in, const at::Tensor& mixing_in,
                                   const at::Tensor& labels_in, const at::Tensor& indices_in,
@@ -43,28 +40,19 @@ at::Tensor lsp_poison_cuda_impl(const at::Tensor& x_in, const at::Tensor& centre
   const at::Tensor centres = centres_in.contiguous(), mixing = mixing_in.contiguous();
   const at::Tensor labels = labels_in.contiguous(), indices = indices_in.contiguous();
   at::Tensor out = at::empty_like(x);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err;
-  if (x.scalar_type() == at::kByte) {
-    err = lsp_poison_cuda<uint8_t>(x.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
-                                   centres.data_ptr<float>(), mixing.data_ptr<float>(),
-                                   labels.data_ptr<int64_t>(), indices.data_ptr<int64_t>(),
-                                   x.size(0), p, stream);
-  } else {
-    err = lsp_poison_cuda<float>(x.data_ptr<float>(), out.data_ptr<float>(),
-                                 centres.data_ptr<float>(), mixing.data_ptr<float>(),
-                                 labels.data_ptr<int64_t>(), indices.data_ptr<int64_t>(),
-                                 x.size(0), p, stream);
-  }
-  check_launch(err, "lsp_poison");
+  dispatch_image_dtype(x, [&]<typename T>() {
+    check_launch(lsp_poison_cuda<T>(x.data_ptr<T>(), out.data_ptr<T>(), centres.data_ptr<float>(),
+                                    mixing.data_ptr<float>(), labels.data_ptr<int64_t>(),
+                                    indices.data_ptr<int64_t>(), x.size(0), p,
+                                    c10::cuda::getCurrentCUDAStream()),
+                 "lsp_poison");
+  });
   return out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(poisonkit, CUDA, m) {
-  m.impl("lsp_generate", &lsp_generate_cuda_impl);
-  m.impl("lsp_poison", &lsp_poison_cuda_impl);
-}
+POISONKIT_IMPL_OPS(CUDA, "lsp_generate", &lsp_generate_cuda_impl, "lsp_poison",
+                   &lsp_poison_cuda_impl)
 
 }  // namespace poisonkit

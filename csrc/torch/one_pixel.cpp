@@ -5,20 +5,20 @@
 //     choice, from the moments (small; CPU)
 //   one_pixel_apply: sets each image's pixel of its class to the class's colour
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <cmath>
 #include <tuple>
 
 #include "one_pixel_args.h"
-#include "poison_checks.h"
+#include "checks.h"
+#include "registration.h"
 
 namespace poisonkit {
 
 namespace {
 
 void check_channels(const at::Tensor& x, const char* op) {
-  check_images(x, op);
+  check_image_batch(x, op);
   TORCH_CHECK(x.size(1) >= 1 && x.size(1) <= kOnePixelMaxChannels, op,
               ": x must have 1 to ", kOnePixelMaxChannels, " channels, got ", x.size(1));
 }
@@ -49,7 +49,7 @@ void check_one_pixel_apply_args(const at::Tensor& x, const at::Tensor& labels,
   TORCH_CHECK(positions.device() == x.device() && colours.device() == x.device(), op,
               ": positions and colours must be on x's device (", x.device(), ")");
   check_labels(labels, x.size(0), K, x.device(), op);
-  const auto [lo, hi] = int64_min_max(positions);
+  const auto [lo, hi] = min_max(positions);
   const int64_t plane = x.size(2) * x.size(3);
   TORCH_CHECK(lo >= 0 && hi < plane, op, ": positions must be pixel numbers in [0, H*W = ",
               plane, "), got values in [", lo, ", ", hi, "]");
@@ -78,12 +78,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> one_pixel_moments_cpu_impl(
   double* s = sums.data_ptr<double>();
   double* q = squares.data_ptr<double>();
   // Threads take disjoint element ranges of every image: no shared accumulators.
-  at::parallel_for(0, size, 64, [&](int64_t begin, int64_t end) {
-    if (x.scalar_type() == at::kByte) {
-      one_pixel_moments_cpu<uint8_t>(x.data_ptr<uint8_t>(), lab, n, size, begin, end, s, q);
-    } else {
-      one_pixel_moments_cpu<float>(x.data_ptr<float>(), lab, n, size, begin, end, s, q);
-    }
+  dispatch_image_dtype(x, [&]<typename T>() {
+    at::parallel_for(0, size, 64, [&](int64_t begin, int64_t end) {
+      one_pixel_moments_cpu<T>(x.data_ptr<T>(), lab, n, size, begin, end, s, q);
+    });
   });
   return {sums, squares, counts};
 }
@@ -140,36 +138,26 @@ at::Tensor one_pixel_apply_cpu(const at::Tensor& x_in, const at::Tensor& labels_
   const int64_t* pos = positions.data_ptr<int64_t>();
   const float* col = colours.data_ptr<float>();
   const int64_t grain = std::max<int64_t>(1, 65536 / size);
-  at::parallel_for(0, x.size(0), grain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      if (x.scalar_type() == at::kByte) {
-        one_pixel_apply_sample_cpu<uint8_t>(x.data_ptr<uint8_t>() + i * size,
-                                            out.data_ptr<uint8_t>() + i * size, C, plane,
-                                            pos[lab[i]], col + lab[i] * C);
-      } else {
-        one_pixel_apply_sample_cpu<float>(x.data_ptr<float>() + i * size,
-                                          out.data_ptr<float>() + i * size, C, plane,
-                                          pos[lab[i]], col + lab[i] * C);
-      }
-    }
+  dispatch_image_dtype(x, [&]<typename T>() {
+    const T* src = x.data_ptr<T>();
+    T* dst = out.data_ptr<T>();
+    at::parallel_for(0, x.size(0), grain, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        one_pixel_apply_sample_cpu<T>(src + i * size, dst + i * size, C, plane, pos[lab[i]],
+                                      col + lab[i] * C);
+    });
   });
   return out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(poisonkit, m) {
-  m.def("one_pixel_moments(Tensor x, Tensor labels, int num_classes) -> "
-        "(Tensor, Tensor, Tensor)");
-  m.def("one_pixel_search(Tensor sums, Tensor squares, Tensor counts, float unit) -> "
-        "(Tensor, Tensor)");
-  m.def("one_pixel_apply(Tensor x, Tensor labels, Tensor positions, Tensor colours) -> Tensor");
-}
+POISONKIT_DEFINE_OPS(
+    "one_pixel_moments(Tensor x, Tensor labels, int num_classes) -> (Tensor, Tensor, Tensor)",
+    "one_pixel_search(Tensor sums, Tensor squares, Tensor counts, float unit) -> (Tensor, Tensor)",
+    "one_pixel_apply(Tensor x, Tensor labels, Tensor positions, Tensor colours) -> Tensor")
 
-TORCH_LIBRARY_IMPL(poisonkit, CPU, m) {
-  m.impl("one_pixel_moments", &one_pixel_moments_cpu_impl);
-  m.impl("one_pixel_search", &one_pixel_search_cpu);
-  m.impl("one_pixel_apply", &one_pixel_apply_cpu);
-}
+POISONKIT_IMPL_OPS(CPU, "one_pixel_moments", &one_pixel_moments_cpu_impl, "one_pixel_search",
+                   &one_pixel_search_cpu, "one_pixel_apply", &one_pixel_apply_cpu)
 
 }  // namespace poisonkit

@@ -3,19 +3,16 @@
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
 
 #include <tuple>
 
+#include "checks.h"
 #include "one_pixel_args.h"
+#include "registration.h"
 
 namespace poisonkit {
 
 namespace {
-
-void check_launch(cudaError_t err, const char* op) {
-  TORCH_CHECK(err == cudaSuccess, op, ": CUDA launch failed: ", cudaGetErrorString(err));
-}
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> one_pixel_moments_cuda_impl(
     const at::Tensor& x_in, const at::Tensor& labels_in, int64_t num_classes) {
@@ -25,18 +22,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> one_pixel_moments_cuda_impl(
   auto [sums, squares, counts] = one_pixel_moment_outputs(x, labels, num_classes);
   const int C = static_cast<int>(x.size(1));
   const int64_t plane = x.size(2) * x.size(3);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err;
-  if (x.scalar_type() == at::kByte) {
-    err = one_pixel_moments_cuda<uint8_t>(x.data_ptr<uint8_t>(), labels.data_ptr<int64_t>(),
-                                          x.size(0), C, plane, sums.data_ptr<double>(),
-                                          squares.data_ptr<double>(), stream);
-  } else {
-    err = one_pixel_moments_cuda<float>(x.data_ptr<float>(), labels.data_ptr<int64_t>(),
-                                        x.size(0), C, plane, sums.data_ptr<double>(),
-                                        squares.data_ptr<double>(), stream);
-  }
-  check_launch(err, "one_pixel_moments");
+  dispatch_image_dtype(x, [&]<typename T>() {
+    check_launch(one_pixel_moments_cuda<T>(x.data_ptr<T>(), labels.data_ptr<int64_t>(), x.size(0),
+                                           C, plane, sums.data_ptr<double>(),
+                                           squares.data_ptr<double>(),
+                                           c10::cuda::getCurrentCUDAStream()),
+                 "one_pixel_moments");
+  });
   return {sums, squares, counts};
 }
 
@@ -50,26 +42,19 @@ at::Tensor one_pixel_apply_cuda_impl(const at::Tensor& x_in, const at::Tensor& l
   at::Tensor out = at::empty_like(x);
   const int C = static_cast<int>(x.size(1));
   const int64_t plane = x.size(2) * x.size(3);
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err;
-  if (x.scalar_type() == at::kByte) {
-    err = one_pixel_apply_cuda<uint8_t>(x.data_ptr<uint8_t>(), out.data_ptr<uint8_t>(),
-                                        labels.data_ptr<int64_t>(), positions.data_ptr<int64_t>(),
-                                        colours.data_ptr<float>(), x.size(0), C, plane, stream);
-  } else {
-    err = one_pixel_apply_cuda<float>(x.data_ptr<float>(), out.data_ptr<float>(),
-                                      labels.data_ptr<int64_t>(), positions.data_ptr<int64_t>(),
-                                      colours.data_ptr<float>(), x.size(0), C, plane, stream);
-  }
-  check_launch(err, "one_pixel_apply");
+  dispatch_image_dtype(x, [&]<typename T>() {
+    check_launch(one_pixel_apply_cuda<T>(x.data_ptr<T>(), out.data_ptr<T>(),
+                                         labels.data_ptr<int64_t>(), positions.data_ptr<int64_t>(),
+                                         colours.data_ptr<float>(), x.size(0), C, plane,
+                                         c10::cuda::getCurrentCUDAStream()),
+                 "one_pixel_apply");
+  });
   return out;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(poisonkit, CUDA, m) {
-  m.impl("one_pixel_moments", &one_pixel_moments_cuda_impl);
-  m.impl("one_pixel_apply", &one_pixel_apply_cuda_impl);
-}
+POISONKIT_IMPL_OPS(CUDA, "one_pixel_moments", &one_pixel_moments_cuda_impl, "one_pixel_apply",
+                   &one_pixel_apply_cuda_impl)
 
 }  // namespace poisonkit

@@ -15,10 +15,7 @@ ProjectionParams projection_params(const at::Tensor& x, const at::Tensor& Q, boo
               Q.scalar_type());
   check_same_device(Q, x, "project_out", "Q");
   const int64_t D = x.size(1) * x.size(2) * x.size(3);
-  TORCH_CHECK(Q.size(0) == D, "project_out: Q has ", Q.size(0), " rows but x's images have C*H*W = ",
-              D, " values (shape ", x.sizes(), ")");
-  TORCH_CHECK(Q.size(1) > 0 && Q.size(1) <= D, "project_out: Q must have between 1 and D = ", D,
-              " columns, got ", Q.size(1));
+  check_kernel_args(projection_shape_error(D, Q.size(0), Q.size(1), x.is_cuda()), "project_out");
   check_finite_param(Q, "project_out", "Q");
   ProjectionParams p;
   p.dim = D;

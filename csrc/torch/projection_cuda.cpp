@@ -13,8 +13,6 @@ namespace {
 
 at::Tensor project_out_cuda_impl(const at::Tensor& x_in, const at::Tensor& Q, bool clamp) {
   const ProjectionParams p = projection_params(x_in, Q, clamp);
-  TORCH_CHECK(p.rank <= kProjectionCudaMaxRank, "project_out: on CUDA, Q may have at most ",
-              kProjectionCudaMaxRank, " columns, got ", p.rank);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const at::Tensor qt = projection_qt(Q);

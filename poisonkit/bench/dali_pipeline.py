@@ -89,7 +89,7 @@ def make_pipeline(case: str, kind: str, images: list[np.ndarray], labels: np.nda
         elif kind == "poisonkit":
             x = pkdali.ar_perturb(x, y, i, poison)
             x = pkdali.sharpen(x, std=0.1, padding="valid", sample_index=i)
-            x = pkdali.lowpass(x, sizes=[(30, 30)], keep=0.3)
+            x = pkdali.lowpass(x, keep=0.3)
         elif kind == "dali_builtins":
             k = fn.external_source(source=lambda: filter_batch, batch=True)
             z = fn.filter(fn.cast(x, dtype=types.FLOAT) / 255.0, k, border="constant")

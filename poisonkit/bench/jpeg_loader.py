@@ -102,7 +102,7 @@ def dali_pipeline(root: Path, mode: str):
         if mode == "poisonkit":
             x = pkdali.classwise_blur(x, labels, BLUR.kernels)
             x = pkdali.sharpen(x, std=0.1, padding="valid", seed=0)
-            x = pkdali.lowpass(x, sizes=[(SIZE - 2, SIZE - 2)], keep=0.3)
+            x = pkdali.lowpass(x, keep=0.3)
         elif mode == "reference":
             x = fn.python_function(x, labels, function=reference)
         x = fn.crop_mirror_normalize(

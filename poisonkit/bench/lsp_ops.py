@@ -17,7 +17,9 @@ from .common import interleaved_images_per_second, load_cifar, write_results
 
 
 def reference_pixel_search(images_hwc: np.ndarray, targets: np.ndarray, num_classes: int):
-    """The reference's pixel_search (sparsity 1), its loops and numpy calls as written."""
+    """The reference's pixel_search (sparsity 1), its loops and numpy calls as written: the
+    [position, colour] pair of each class, and the last class's scores. One change: a stable
+    argsort (the reference's default sort leaves tied scores in no fixed order)."""
     H, W, C = images_hwc.shape[1:]
     pts = []
     for i in range(num_classes):
@@ -26,16 +28,15 @@ def reference_pixel_search(images_hwc: np.ndarray, targets: np.ndarray, num_clas
         for point in range(len(score)):
             x, y = point // H, point % H
             for value in range(2**C):
-                colour = np.zeros(3)
-                colour[0], colour[1], colour[2] = value // 2 // 2, value // 2 % 2, value % 2
+                colour = np.array([(value >> (C - 1 - c)) & 1 for c in range(C)], dtype=float)
                 if [point, value] in pts:
                     score[point, value] = 0
                 else:
                     score[point, value] = (np.mean(np.abs(colour - img[:, x, y, :]))
                                            / np.std(np.abs(colour - img[:, x, y, :])))
-        ranking = np.unravel_index(np.argsort(score, axis=None), score.shape)
-        pts.append([ranking[0][-1], ranking[1][-1]])
-    return pts
+        ranking = np.unravel_index(np.argsort(score, axis=None, kind="stable"), score.shape)
+        pts.append([int(ranking[0][-1]), int(ranking[1][-1])])
+    return pts, score
 
 
 def ops_search(x: torch.Tensor, y: torch.Tensor) -> OnePixelShortcut:
@@ -50,7 +51,8 @@ def main(quick: bool = False) -> None:
     # ---- OPS search over the whole set (images/s = dataset size / search time)
     n_ref = 2_000 if quick else 10_000  # the reference loop costs ~1 s per 1k images here
     start = time.perf_counter()
-    expected = reference_pixel_search(x[:n_ref].permute(0, 2, 3, 1).numpy(), y[:n_ref].numpy(), 10)
+    expected, _ = reference_pixel_search(x[:n_ref].permute(0, 2, 3, 1).numpy(),
+                                         y[:n_ref].numpy(), 10)
     ref_rate = n_ref / (time.perf_counter() - start)
     ours = ops_search(x[:n_ref], y[:n_ref])
     found = [[int(r) * 32 + int(c), int(v)] for r, c, v in zip(

@@ -23,16 +23,17 @@ build/dali (``make dali``); the operators then appear as ``fn.poisonkit.*``:
 - ``fn.poisonkit.one_pixel(images, labels, rows=[...], cols=[...], colours=[...])``: the
   one-pixel shortcut, equal to ops.one_pixel_apply / OnePixelShortcut (helper
   ``one_pixel(images, labels, poison)``).
-- ``fn.poisonkit.project_out(images, q=[...], q_shape=[D, K], clamp=False)``: the orthogonal
+- ``fn.poisonkit.project_out(images, q_file="q.npy", clamp=False)``: the orthogonal
   projection defense, equal to ops.project_out (float32 output; with clamp the input's type).
-  Q is an argument; a fitted Projection is a torch file that C++ does not read, so the helper
-  ``project_out`` (poisonkit.dali.ops) loads it (or takes a Projection) and passes Q's values.
-
-- ``fn.poisonkit.lowpass(images, sizes=[H, W, ...], rank_h=[...], rank_w=[...], rows=[...],
-  cols=[...], mask=None, clamp=True)``: the frequency low-pass (FF of RSK+FF), equal to
-  ops.lowpass. Its bases are arguments, one set per image size, built by the same Python
-  code as the torch op's: use the helper ``lowpass(images, sizes=[(H, W), ...], keep=0.3,
-  basis="dct", shape="square")``, which lists every size the pipeline will see.
+  Q comes from a .npy file (``Projection.save_q`` writes one; read, checked and, on the GPU,
+  uploaded once) or, on the CPU, from a second input holding Q^T per sample. The helper
+  ``project_out(images, projection)`` takes either: a .npy path, or a Projection, a saved one
+  (.pt) or a [D, K] matrix (CPU).
+- ``fn.poisonkit.lowpass(images, keep=0.3, basis="dct", shape="square", clamp=True)``: the
+  frequency low-pass (FF of RSK+FF), equal to ops.lowpass. The operator builds (and caches)
+  the bases of every image size it meets, so batches may mix sizes (e.g. decoded ImageNet
+  JPEGs); the helper ``lowpass`` also checks that ``keep``, which the operator gets as a
+  float32, keeps the same frequencies as ops.lowpass on every axis.
 
 Images are HWC (DALI's default) or CHW, uint8 in [0, 255] or float32 in [0, 1]; output has
 the input's layout and (except project_out) type. The operators run on the CPU (DALI's
@@ -41,7 +42,7 @@ sample indices always come from the CPU. The results equal the torch ops' on the
 images and parameters.
 
 The package, by job: ``plugin`` (finding, checking and loading the plugin), ``ops`` (helpers
-converting kernels, ARPoison, Projection and lowpass bases to operator arguments),
+converting kernels, ARPoison, Projection and lowpass options to operator arguments),
 ``source`` (``BatchSource``: arrays fed in batches, optionally sharded; a per-sample source
 silently drops a partial last batch) and ``pipeline`` (``training_pipeline`` and a PyTorch
 iterator that keeps that partial batch).

@@ -1,10 +1,8 @@
 """Helpers for the fn.poisonkit.* operators: arguments from torch tensors and poisonkit
-objects (kernels, ARPoison, Projection, lowpass bases), validated before the graph is built."""
+objects (kernels, ARPoison, Projection, lowpass options), validated before the graph is built."""
 from __future__ import annotations
 
 import os
-from typing import Sequence
-
 import numpy as np
 
 from .plugin import load
@@ -119,44 +117,59 @@ def one_pixel(images, labels, poison):
                                   colours=_flat_floats("colours", poison.colours))
 
 def project_out(images, projection, *, clamp: bool = False):
-    """fn.poisonkit.project_out with Q from a fitted ``Projection``, the path of a saved one
-    (loaded here: the operator cannot read torch files) or a float32 [D, K] tensor / array.
+    """fn.poisonkit.project_out. projection: the path of a .npy holding Q (float [D, K], as
+    ``Projection.save_q`` writes it: the operator reads it itself, on CPU and GPU), or, for
+    CPU pipelines, a fitted ``Projection``, the path of a saved one (.pt) or a float32 [D, K]
+    tensor / array, fed to the operator as its Q^T input (one reference per sample, no copy).
     Images must have C*H*W = D; output float32 (leaves [0, 1]) or, with clamp, the input's
     type clamped to [0, 1]."""
     load()
     from nvidia.dali import fn
+    from nvidia.dali.pipeline import Pipeline
     from ..defenses.projection import Projection
+    if isinstance(projection, (str, os.PathLike)) and os.fspath(projection).endswith(".npy"):
+        return fn.poisonkit.project_out(images, q_file=os.fspath(projection), clamp=bool(clamp))
+    if getattr(images, "device", "cpu") != "cpu":
+        raise ValueError("projection: on the GPU, pass the path of a .npy holding Q "
+                         "(Projection.save_q writes one)")
     if isinstance(projection, (str, os.PathLike)):
         projection = Projection.load(projection)
     q = projection.Q if isinstance(projection, Projection) else projection
-    shape = tuple(np.shape(q))
-    if len(shape) != 2:
+    q = np.asarray(q.detach().cpu() if hasattr(q, "detach") else q, dtype=np.float32)
+    if q.ndim != 2:
         raise ValueError(f"projection: expected a Projection, a path or a [D, K] matrix, got "
-                         f"shape {shape}")
-    return fn.poisonkit.project_out(images, q=_flat_floats("projection", q), q_shape=list(shape),
-                                    clamp=bool(clamp))
+                         f"shape {q.shape}")
+    if not np.isfinite(q).all():
+        raise ValueError("projection: Q contains NaN or inf")
+    qt = np.ascontiguousarray(q.T)
+    batch = Pipeline.current().max_batch_size
+    # The same array for every sample; no_copy: DALI reads it in place.
+    qt_node = fn.external_source(source=lambda: [qt] * batch, batch=True, no_copy=True)
+    return fn.poisonkit.project_out(images, qt_node, clamp=bool(clamp))
 
 
-def lowpass(images, *, sizes: Sequence[tuple[int, int]] = ((32, 32),), keep: float = 0.30,
-            basis: str = "dct", shape: str = "square", clamp: bool = True):
-    """fn.poisonkit.lowpass with the bases of ops.lowpass (poisonkit.defenses.lowpass) for
-    every image size in ``sizes`` ((H, W) pairs: an image of another size is an error)."""
+def lowpass_keep_error(keep: float) -> str | None:
+    """Why the DALI operator (which gets keep as a float32 and floors n * keep with a 1e-4
+    guard) would keep other frequencies than ops.lowpass for some axis up to 8192, or None."""
+    from .._lowpass_bases import dct_rank, fft_radius
+    k32 = float(np.float32(keep))
+    for n in range(1, 8193):
+        if (dct_rank(n, keep) != int(np.floor(n * k32 + 1e-4))
+                or fft_radius(n, keep) != int(np.floor(n * k32 / 2 + 1e-4))):
+            return (f"keep={keep!r} keeps another number of frequencies on a size-{n} axis "
+                    f"once rounded to float32 for the DALI operator; use a rounder value")
+    return None
+
+
+def lowpass(images, *, keep: float = 0.30, basis: str = "dct", shape: str = "square",
+            clamp: bool = True):
+    """fn.poisonkit.lowpass: ops.lowpass's filter (same keep, basis, shape). The operator
+    builds and caches the bases of every image size it meets, so batches may mix sizes."""
     load()
     from nvidia.dali import fn
-    from ..defenses.lowpass import lowpass_factors
-    sizes = [tuple(s) for s in sizes]
-    if not sizes or any(len(s) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0
-                                               for v in s) for s in sizes):
-        raise ValueError(f"sizes: expected (H, W) pairs of positive ints, got {sizes!r}")
-    if len(set(sizes)) != len(sizes):
-        raise ValueError(f"sizes: expected distinct sizes, got {sizes!r}")
-    factors = [lowpass_factors(h, w, keep, basis, shape) for h, w in sizes]
-    args = {"sizes": [int(v) for s in sizes for v in s],
-            "rank_h": [int(r.shape[0]) for r, _, _ in factors],
-            "rank_w": [int(c.shape[0]) for _, c, _ in factors],
-            "rows": [v for r, _, _ in factors for v in _flat_floats("rows", r)],
-            "cols": [v for _, c, _ in factors for v in _flat_floats("cols", c)],
-            "clamp": bool(clamp)}
-    if shape != "square":
-        args["mask"] = [v for _, _, m in factors for v in _flat_floats("mask", m)]
-    return fn.poisonkit.lowpass(images, **args)
+    from ..defenses.lowpass import check_options
+    keep = check_options(keep, basis, shape)
+    error = lowpass_keep_error(keep)
+    if error:
+        raise ValueError(f"keep: {error}")
+    return fn.poisonkit.lowpass(images, keep=keep, basis=basis, shape=shape, clamp=bool(clamp))

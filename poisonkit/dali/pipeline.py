@@ -5,7 +5,7 @@ from typing import Sequence
 
 from .ops import ar_perturb, classwise_blur, lowpass, sharpen
 from .plugin import load
-from .source import BatchSource, image_sizes
+from .source import BatchSource
 
 
 def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: int | None = None,
@@ -31,10 +31,6 @@ def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: i
         raise ValueError("poison_kernels, ar_poison: give at most one poison")
     if (shard_id, num_shards) != (0, 1):
         source = source.shard(shard_id, num_shards)
-    # 'valid' sharpening drops a one-pixel border before the low-pass
-    shrink = 2 if sharpen_std is not None and sharpen_padding == "valid" else 0
-    sizes = [(h - shrink, w - shrink) for h, w in image_sizes(source.images)]
-
     @pipeline_def(batch_size=source.batch_size, num_threads=num_threads, device_id=device_id,
                   seed=seed, prefetch_queue_depth=prefetch_queue_depth)
     def pipe():
@@ -52,7 +48,7 @@ def training_pipeline(source: BatchSource, *, num_threads: int = 2, device_id: i
             images = sharpen(images, std=sharpen_std, padding=sharpen_padding,
                              sample_index=indices)
         if lowpass_keep is not None:
-            images = lowpass(images, sizes=sizes, keep=lowpass_keep, basis=lowpass_basis)
+            images = lowpass(images, keep=lowpass_keep, basis=lowpass_basis)
         flip = fn.random.coin_flip(probability=0.5 if mirror else 0.0)
         images = fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW",
                                           mirror=flip, mean=[255 * m for m in mean],

@@ -4,13 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def image_sizes(images) -> list[tuple[int, int]]:
-    """The distinct (H, W) of an NHWC array or a list of HWC arrays."""
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        return [tuple(images.shape[1:3])]
-    return sorted({tuple(np.shape(x)[:2]) for x in images})
-
-
 class BatchSource:
     """Iterable of (images, labels, indices) batches for ``fn.external_source(batch=True,
     num_outputs=3)``; indices are the images' positions in ``images`` (int64), which key

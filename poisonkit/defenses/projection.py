@@ -20,12 +20,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import ops
-from .._io import atomic_write
+from .._io import load_dict, save_dict
 from .._images import as_plain_tensor
 
 FORMAT = "poisonkit.projection"
@@ -73,22 +74,27 @@ class Projection:
     def save(self, path: str | os.PathLike) -> Path:
         """Writes a torch.save file of plain tensors and a dict (loadable with
         weights_only=True), through a temporary name."""
-        payload = {"format": FORMAT, "version": VERSION, "Q": self.Q.cpu().contiguous(),
-                   "weight": self.weight.detach().cpu().contiguous(),
-                   "image_shape": list(self.image_shape),
-                   "train_accuracy": float(self.train_accuracy), "fit_args": dict(self.fit_args)}
-        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        return save_dict(path, {
+            "format": FORMAT, "version": VERSION, "Q": self.Q.cpu().contiguous(),
+            "weight": self.weight.detach().cpu().contiguous(),
+            "image_shape": list(self.image_shape), "train_accuracy": float(self.train_accuracy),
+            "fit_args": dict(self.fit_args)})
+
+    def save_q(self, path: str | os.PathLike) -> Path:
+        """Writes Q alone, float32 [D, K], as a .npy (the file fn.poisonkit.project_out reads
+        through its q_file argument), through a temporary name."""
+        if not str(path).endswith(".npy"):
+            raise ValueError(f"path: expected a .npy path, got {str(path)!r}")
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, self.Q.cpu().numpy())
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Projection":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"path: no such projection file {path}")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for non-torch files
-            raise ValueError(f"path: {path} is not a saved projection ({e})") from e
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        payload = load_dict(path, "path", "projection")
+        if payload.get("format") != FORMAT:
             raise ValueError(f"path: {path} is not a saved projection (format {FORMAT!r})")
         if payload.get("version") != VERSION:
             raise ValueError(f"path: {path} has projection format version "

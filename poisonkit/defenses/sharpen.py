@@ -24,19 +24,21 @@ def ssk_kernel(center: float = 2.5) -> torch.Tensor:
 
 
 def rsk_kernels(count: int, center: float = 2.5, std: float = 0.1,
-                generator: torch.Generator | None = None, *, seed: int | None = None,
+                generator: torch.Generator | None = None, *,
+                seed: int | torch.Tensor | None = None,
                 indices: torch.Tensor | None = None, epoch: int = 0) -> torch.Tensor:
     """count random sharpening kernels, float32 [count, 3, 3], drawn by the Philox op
     poisonkit.ops.rsk_kernels: kernel i is a pure function of (seed, indices[i], epoch), the
     same as the DALI operator fn.poisonkit.sharpen's. Without seed, one seed is drawn from
-    `generator` (or torch's global RNG); without indices, indices = arange(count)."""
+    `generator` (or torch's global RNG) and kept a tensor (traceable by torch.compile);
+    without indices, indices = arange(count)."""
     from ..ops import rsk_kernels as rsk_op
     _check_finite("center", center)
     _check_finite("std", std)
     if std < 0:
         raise ValueError(f"std: expected a non-negative number, got {std!r}")
     if seed is None:
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        seed = torch.randint(0, 2**62, (), generator=generator)
     if indices is None:
         indices = torch.arange(count)
     elif indices.shape != (count,):

@@ -133,6 +133,14 @@ def _add_edits(pipe, clean, protected, specs, results, args) -> None:
         results[spec].update(edit_similarity(edited, reference))
 
 
+def _add_run_args(p: argparse.ArgumentParser, batch_size: int, resume_help: str) -> None:
+    """The options both commands share: batching, device, resume, force."""
+    p.add_argument("--batch-size", type=_positive, default=batch_size)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help=resume_help)
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+
+
 def add_commands(sub) -> None:
     """Adds protect-edit and eval-editing to poisonkit's subcommands."""
     from ..cli import _positive
@@ -158,10 +166,7 @@ def add_commands(sub) -> None:
     p.add_argument("--step", type=float, default=DEFAULT_STEP, help="first step size ([-1, 1] units)")
     p.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="PGD iterations")
     p.add_argument("--seed", type=int, default=0, help="random start seed")
-    p.add_argument("--batch-size", type=_positive, default=32)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--resume", action="store_true", help="reuse finished batches in OUT/state")
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    _add_run_args(p, batch_size=32, resume_help="reuse finished batches in OUT/state")
     p.set_defaults(func=_protect_edit)
 
     e = sub.add_parser("eval-editing", help="measure a protection under purifications (JPEG, "
@@ -184,8 +189,5 @@ def add_commands(sub) -> None:
     e.add_argument("--edit-steps", type=_positive, default=50)
     e.add_argument("--edit-count", type=_positive, default=8, help="images edited per condition")
     e.add_argument("--seed", type=int, default=1234, help="edit seed")
-    e.add_argument("--batch-size", type=_positive, default=64)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--resume", action="store_true", help="reuse finished conditions in OUT")
-    e.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    _add_run_args(e, batch_size=64, resume_help="reuse finished conditions in OUT")
     e.set_defaults(func=_eval_editing)

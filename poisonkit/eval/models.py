@@ -41,9 +41,12 @@ class ResNet18(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(512, num_classes)
 
+    def features(self, x):
+        """The penultimate layer: pooled 512-d features before the classifier."""
+        return torch.flatten(F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1)
+
     def forward(self, x):
-        x = self.layers(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.fc(self.features(x))
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
@@ -66,8 +69,14 @@ class SmallCNN(nn.Sequential):
         super().__init__(*layers)
         self.logit_scale = logit_scale
 
+    def features(self, x):
+        """The penultimate layer: the pooled features the linear head reads."""
+        for layer in list(self)[:-1]:
+            x = layer(x)
+        return x
+
     def forward(self, x):
-        return super().forward(x) * self.logit_scale
+        return self[-1](self.features(x)) * self.logit_scale
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"resnet18": ResNet18, "small": SmallCNN}

@@ -91,11 +91,33 @@ def _check(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"labels: expected non-negative class indices, got {int(y.min())}")
 
 
-def _verdict(flagged: bool, statistic: str, value: float, threshold: float, natural: float,
-             meaning: str, signal: str) -> dict:
-    return {"flagged": bool(flagged), "statistic": statistic, "value": float(value),
+# What each signal's verdict compares, and what a flag means.
+STATISTICS = {
+    "linear_separability": "score = (acc - acc_shuffled) / (1 - acc_shuffled)",
+    "ar_predictability": "median over classes of the share of the shared filter's error removed "
+                         "by the class's own filter",
+    "spectral_profile": "mean across-class spread (dB) of the upper half of the radial spectrum",
+    "border": "largest |log(border row mean / next row mean)| over classes and sides",
+    "pixel_constancy": "median over classes of the smallest within-class pixel std (0-255)",
+}
+MEANINGS = {
+    "linear_separability": "a linear model separates the classes far better than natural "
+                           "images allow: a class-wise (linearly separable) shortcut",
+    "ar_predictability": "each class's fine texture follows its own causal linear recurrence: "
+                         "an autoregressive (AR) perturbation per class",
+    "spectral_profile": "the classes' spectra differ far more than natural classes do: a "
+                        "class-wise filter (blur) or frequency pattern",
+    "border": "some class's one-pixel border is much darker or brighter than the row inside "
+              "it: a zero-padded class-wise filter",
+    "pixel_constancy": "in most classes one pixel keeps (nearly) the same value in every "
+                       "image: a one-pixel shortcut (OPS)",
+}
+
+
+def _verdict(signal: str, flagged: bool, value: float, threshold: float, natural: float) -> dict:
+    return {"flagged": bool(flagged), "statistic": STATISTICS[signal], "value": float(value),
             "threshold": float(threshold), "natural_level": float(natural),
-            "meaning": meaning, "defenses": DEFENSES[signal] if flagged else []}
+            "meaning": MEANINGS[signal], "defenses": DEFENSES[signal] if flagged else []}
 
 
 def inspect_dataset(images: torch.Tensor, labels: torch.Tensor, class_names: list[str] | None = None,
@@ -132,37 +154,23 @@ def inspect_dataset(images: torch.Tensor, labels: torch.Tensor, class_names: lis
     flag_spec = spec["high_spread_db"] > spectral.FLAG_SPREAD_DB
     flag_border = border["max_abs_log_ratio"] > spectral.FLAG_BORDER_LOG
     flag_pixel = constancy["median_min_std"] < pixel_constancy.FLAG_MIN_STD
-    signals = {
-        "linear_separability": {**sep, "verdict": _verdict(
-            flag_sep, "score = (acc - acc_shuffled) / (1 - acc_shuffled)", sep["score"],
-            sep["natural_score"] + separability.FLAG_MARGIN, sep["natural_score"],
-            "a linear model separates the classes far better than natural images allow: a "
-            "class-wise (linearly separable) shortcut", "linear_separability")},
-        "ar_predictability": {**ar, "verdict": _verdict(
-            flag_ar, "median over classes of the share of the shared filter's error removed "
-            "by the class's own filter", ar["median_gain"], autoregressive.FLAG_MEDIAN_GAIN,
-            autoregressive.NATURAL_MEDIAN_GAIN,
-            "each class's fine texture follows its own causal linear recurrence: an "
-            "autoregressive (AR) perturbation per class", "ar_predictability")},
-        "spectral_profile": {**spec, "radius": radii[1:].tolist(), "verdict": _verdict(
-            flag_spec, "mean across-class spread (dB) of the upper half of the radial "
-            "spectrum", spec["high_spread_db"], spectral.FLAG_SPREAD_DB,
-            spectral.NATURAL_SPREAD_DB,
-            "the classes' spectra differ far more than natural classes do: a class-wise "
-            "filter (blur) or frequency pattern", "spectral_profile")},
-        "border": {**border, "verdict": _verdict(
-            flag_border, "largest |log(border row mean / next row mean)| over classes and "
-            "sides", border["max_abs_log_ratio"], spectral.FLAG_BORDER_LOG,
-            spectral.NATURAL_BORDER_LOG,
-            "some class's one-pixel border is much darker or brighter than the row inside "
-            "it: a zero-padded class-wise filter", "border")},
-        "pixel_constancy": {**constancy, "verdict": _verdict(
-            flag_pixel, "median over classes of the smallest within-class pixel std (0-255)",
-            constancy["median_min_std"], pixel_constancy.FLAG_MIN_STD,
-            pixel_constancy.NATURAL_MIN_STD,
-            "in most classes one pixel keeps (nearly) the same value in every image: a "
-            "one-pixel shortcut (OPS)", "pixel_constancy")},
+    # signal: (its statistics, flagged, value, threshold, natural level)
+    results = {
+        "linear_separability": (sep, flag_sep, sep["score"],
+                                sep["natural_score"] + separability.FLAG_MARGIN,
+                                sep["natural_score"]),
+        "ar_predictability": (ar, flag_ar, ar["median_gain"], autoregressive.FLAG_MEDIAN_GAIN,
+                              autoregressive.NATURAL_MEDIAN_GAIN),
+        "spectral_profile": ({**spec, "radius": radii[1:].tolist()}, flag_spec,
+                             spec["high_spread_db"], spectral.FLAG_SPREAD_DB,
+                             spectral.NATURAL_SPREAD_DB),
+        "border": (border, flag_border, border["max_abs_log_ratio"], spectral.FLAG_BORDER_LOG,
+                   spectral.NATURAL_BORDER_LOG),
+        "pixel_constancy": (constancy, flag_pixel, constancy["median_min_std"],
+                            pixel_constancy.FLAG_MIN_STD, pixel_constancy.NATURAL_MIN_STD),
     }
+    signals = {name: {**stats, "verdict": _verdict(name, *verdict)}
+               for name, (stats, *verdict) in results.items()}
     return {"schema": SCHEMA, "flagged": any(s["verdict"]["flagged"] for s in signals.values()),
             "data": {"source": source, "num_images": n, "image_shape": list(x.shape[1:]),
                      "dtype": str(x.dtype).removeprefix("torch."), "num_classes": K,

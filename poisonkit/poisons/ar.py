@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from .. import ops
-from .._io import atomic_write
+from .._io import load_dict, save_dict
 from ..keys import philox_key
 from .base import Poison
 
@@ -69,16 +69,12 @@ class ARCoefficients:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Writes {coeffs, metadata} with torch.save, through a temporary name."""
-        payload = {"coeffs": self.coeffs, "metadata": self.metadata}
-        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        return save_dict(path, {"coeffs": self.coeffs, "metadata": self.metadata})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ARCoefficients":
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"coefficients: no such file {path}")
-        payload = torch.load(path, weights_only=True)
-        if not isinstance(payload, dict) or "coeffs" not in payload:
+        payload = load_dict(path, "coefficients", "ARCoefficients")
+        if "coeffs" not in payload:
             raise ValueError(f"coefficients: {path} is not a saved ARCoefficients file")
         return cls(payload["coeffs"], dict(payload.get("metadata", {})))
 

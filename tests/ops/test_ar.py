@@ -187,18 +187,6 @@ def test_poison_bad_input(coeffs10):
         ops.ar_poison(x, coeffs10, labels, indices, 0, eps=-1.0)
 
 
-def test_opcheck(coeffs10):
-    args = (coeffs10, torch.tensor([1, 2]), torch.tensor([3, 4]), 9, 8, 8, 4, 1.0, 2.0)
-    torch.library.opcheck(torch.ops.poisonkit.ar_generate.default, args)
-    torch.library.opcheck(torch.ops.poisonkit.ar_canvas.default, (torch.tensor([1, 2]), 3, 3, 5, 5))
-    torch.library.opcheck(torch.ops.poisonkit.ar_filter.default, (torch.rand(2, 3, 6, 6), coeffs10))
-    for x in (torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8).to(memory_format=torch.channels_last)):
-        # channels_last in, contiguous NCHW out: the fake kernel must say the same strides
-        torch.library.opcheck(torch.ops.poisonkit.ar_poison.default,
-                              (x, coeffs10, torch.tensor([1, 2]), torch.tensor([3, 4]), 9, 4,
-                               1.0, 2.0))
-
-
 @pytest.mark.parametrize("change,match", [
     (dict(coeffs=torch.zeros(10, 3, 3, 3, dtype=torch.float64)), "coeffs must be float32"),
     (dict(coeffs=torch.zeros(10, 3, 2, 3)), r"coeffs must be \[K, C, 3, 3\]"),
@@ -270,3 +258,30 @@ def test_cuda_matches_cpu(coeffs10):
     bad[0, :, 2, 1] = 3.0
     with pytest.raises(RuntimeError, match="overflows float32"):
         ops.ar_generate(bad.cuda(), lab4[:1].cuda() * 0, idx4[:1].cuda(), 0, 96, 96, 4)
+
+
+@requires_cuda
+@pytest.mark.parametrize("op", ["generate", "poison"])
+def test_cuda_checks_labels_and_indices_on_the_device(coeffs10, op):
+    """On CUDA the label and index ranges are checked by the kernels (one host sync per
+    call, with the overflow flags), with the CPU's messages."""
+    x = torch.rand(3, 3, 8, 8, device="cuda")
+    coeffs = coeffs10.cuda()
+
+    def call(labels, indices):
+        labels, indices = torch.tensor(labels).cuda(), torch.tensor(indices).cuda()
+        if op == "generate":
+            return ops.ar_generate(coeffs, labels, indices, 0, 8, 8, 4, 1.0, 2)
+        return ops.ar_poison(x, coeffs, labels, indices, 0, 4, 1.0, 2)
+
+    with pytest.raises(RuntimeError, match=r"labels must be in \[0, 10\), got values in \[0, 10\]"):
+        call([0, 10, 3], [0, 1, 2])
+    with pytest.raises(RuntimeError, match=r"labels must be in \[0, 10\), got values in \[-1, 3\]"):
+        call([0, -1, 3], [0, 1, 2])
+    with pytest.raises(RuntimeError, match="indices must be >= 0, got -4"):
+        call([0, 1, 3], [0, -4, 2])
+    cpu = (ops.ar_generate(coeffs10, torch.tensor([0, 1, 3]), torch.tensor([0, 1, 2]), 0, 8, 8, 4,
+                           1.0, 2) if op == "generate" else
+           ops.ar_poison(x.cpu(), coeffs10, torch.tensor([0, 1, 3]), torch.tensor([0, 1, 2]), 0,
+                         4, 1.0, 2))
+    assert torch.allclose(call([0, 1, 3], [0, 1, 2]).cpu(), cpu, atol=1e-5)

@@ -87,7 +87,8 @@ def test_uint8_matches_reference(size, basis, shape, gen):
     assert_u8_close(out, reference(x.double().numpy() / 255, 0.3, basis, shape))
 
 
-@pytest.mark.parametrize("h,w", [(30, 45), (17, 32), (2, 9), (224, 30), (49, 30)])
+@pytest.mark.parametrize("h,w", [(30, 45), (17, 32), (2, 9), (224, 30), (49, 30), (30, 49),
+                                 (50, 97), (97, 64)])
 @pytest.mark.parametrize("basis,shape", MODES)
 def test_rectangular_and_odd_sizes(h, w, basis, shape, gen):
     keep = 0.6 if basis == "dct" else 0.3  # int(2 * 0.3) = 0 keeps nothing on a 2-row axis
@@ -214,25 +215,27 @@ def test_op_refuses_bad_basis_tensors():
     op = torch.ops.poisonkit.lowpass.default
     with pytest.raises(RuntimeError, match="rows must be float32"):
         op(x, rows.double(), cols, None, True)
-    with pytest.raises(RuntimeError, match=r"rows must be the kept basis rows along H \[r, 32\]"):
+    with pytest.raises(RuntimeError, match=r"rows must be the kept basis rows along H, \[r, 32\]"):
         op(x, rows[:, :30], cols, None, True)
     with pytest.raises(RuntimeError, match="cols must be"):
         op(x, rows, torch.zeros(33, 32), None, True)
     with pytest.raises(RuntimeError, match="rows contains NaN or inf"):
         op(x, torch.full_like(rows, math.nan), cols, None, True)
-    with pytest.raises(RuntimeError, match="mask must be"):
+    with pytest.raises(RuntimeError, match=r"mask must be a coefficient mask \[9, 9\]"):
         op(x, rows, cols, torch.ones(rows.shape[0], cols.shape[0] + 1), True)
-    with pytest.raises(RuntimeError, match="mask must have one row per row of rows"):
+    with pytest.raises(RuntimeError, match=r"mask must be a coefficient mask \[9, 9\]"):
         op(x, rows, cols, torch.ones(rows.shape[0] - 1, cols.shape[0]), True)
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_op_with_any_orthonormal_rows(dtype, gen):
+@pytest.mark.parametrize("h,w", [(30, 20), (64, 56)])
+def test_op_with_any_orthonormal_rows(dtype, h, w, gen):
     """The op itself is generic: out = R^T (M o (R X C^T)) C for any rows, not only the
-    DCT / Fourier ones (whose mirror symmetry the CPU driver exploits)."""
-    x = random_images((2, 3, 30, 20), dtype, gen)
-    rows = torch.linalg.qr(torch.randn(30, 30, generator=gen, dtype=torch.float64))[0][:, :7].T
-    cols = torch.linalg.qr(torch.randn(20, 20, generator=gen, dtype=torch.float64))[0][:, :5].T
+    DCT / Fourier ones (whose mirror symmetry the CPU driver exploits; 64x56 is above the
+    size where it folds, so this also covers rows with no symmetry there)."""
+    x = random_images((2, 3, h, w), dtype, gen)
+    rows = torch.linalg.qr(torch.randn(h, h, generator=gen, dtype=torch.float64))[0][:, :7].T
+    cols = torch.linalg.qr(torch.randn(w, w, generator=gen, dtype=torch.float64))[0][:, :5].T
     mask = (torch.rand(7, 5, generator=gen) > 0.3).double()
     unit = x.double() / 255 if dtype == torch.uint8 else x.double()
     ref = (rows.T @ (mask * (rows @ unit @ cols.T)) @ cols).clamp(0, 1).numpy()
@@ -246,14 +249,6 @@ def test_op_with_any_orthonormal_rows(dtype, gen):
 def test_not_a_tensor_refused():
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         ops.lowpass(np.zeros((3, 32, 32), np.float32))
-
-
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-@pytest.mark.parametrize("shape", ["square", "disk"])
-def test_opcheck(dtype, shape, gen):
-    x = random_images((2, 3, 30, 30), dtype, gen)
-    rows, cols, mask = lowpass_factors(30, 30, 0.3, "fft", shape)
-    torch.library.opcheck(torch.ops.poisonkit.lowpass.default, (x, rows, cols, mask, True))
 
 
 @requires_cuda

@@ -171,15 +171,6 @@ def test_poison_bad_input(tables):
         ops.lsp_classes(0, 10, 0)
 
 
-def test_opcheck(tables):
-    centres, mixing = ops.lsp_classes(5, 3, 12)
-    args = (centres, mixing, torch.tensor([1, 2]), torch.tensor([3, 4]), 9, 3, 8, 8, 4, EPS)
-    torch.library.opcheck(torch.ops.poisonkit.lsp_generate.default, args)
-    torch.library.opcheck(torch.ops.poisonkit.lsp_poison.default,
-                          (torch.rand(2, 3, 8, 8), centres, mixing, torch.tensor([1, 2]),
-                           torch.tensor([3, 4]), 9, 4, EPS))
-
-
 @requires_cuda
 def test_cuda_matches_cpu(tables):
     labels, indices = torch.arange(64) % 10, torch.arange(64) * 7

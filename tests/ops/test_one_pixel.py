@@ -1,34 +1,15 @@
-"""OPS ops: the search against a brute-force loop written like the reference's pixel_search
-(per class, per position, per corner colour, mean/std of |colour - pixel| with numpy; pairs
-taken by earlier classes scored 0; the last entry of np.argsort), on random and real images;
-moments additive over batches; apply sets exactly one pixel; bad input."""
+"""OPS ops: the search against the reference's brute-force pixel_search loop (per class, per
+position, per corner colour, mean/std of |colour - pixel| with numpy; pairs taken by earlier
+classes scored 0; the last entry of np.argsort; the bench's peer, poisonkit.bench.lsp_ops),
+on random and real images; moments additive over batches; apply sets exactly one pixel; bad
+input."""
 import numpy as np
 import pytest
 import torch
 
 from poisonkit import ops
+from poisonkit.bench.lsp_ops import reference_pixel_search
 from tests.conftest import requires_cuda
-
-
-def reference_search(images_hwc, targets, num_classes):
-    """pixel_search (sparsity 1) on uint8 HWC images: [(point, pixel_value)] per class."""
-    H, W, C = images_hwc.shape[1:]
-    pts = []
-    for i in range(num_classes):
-        img = images_hwc[targets == i] / 255
-        score = np.zeros((H * W, 2**C), dtype=float)
-        for point in range(len(score)):
-            x, y = point // H, point % H
-            for value in range(2**C):
-                colour = np.array([(value >> (C - 1 - c)) & 1 for c in range(C)], dtype=float)
-                if [point, value] in pts:
-                    score[point, value] = 0
-                else:
-                    d = np.abs(colour - img[:, x, y, :])
-                    score[point, value] = np.mean(d) / np.std(d)
-        ranking = np.unravel_index(np.argsort(score, axis=None, kind="stable"), score.shape)
-        pts.append([int(ranking[0][-1]), int(ranking[1][-1])])
-    return pts, score
 
 
 def search(x, labels, num_classes):
@@ -47,7 +28,8 @@ def test_search_equals_reference_loop(gen, size, per_class):
     x = torch.randint(0, 256, (len(labels), 3, size, size), dtype=torch.uint8, generator=gen)
     x[labels == 1, :, 2, 3] = torch.tensor([250, 3, 252], dtype=torch.uint8)  # a near-constant pixel
     x[labels == 2] = x[labels == 1]  # the same best pair: class 2 must take another
-    expected, last_scores = reference_search(x.permute(0, 2, 3, 1).numpy(), labels.numpy(), 4)
+    expected, last_scores = reference_pixel_search(x.permute(0, 2, 3, 1).numpy(),
+                                                   labels.numpy(), 4)
     scores, choice = search(x, labels, 4)
     assert as_pairs(choice) == expected
     assert expected[1] != expected[2]
@@ -62,7 +44,7 @@ def test_search_equals_reference_loop(gen, size, per_class):
 def test_search_equals_reference_loop_on_real_images(cifar):
     keep = torch.cat([torch.nonzero(cifar["y_train"] == k)[:25, 0] for k in range(10)])
     x, y = cifar["x_train"][keep], cifar["y_train"][keep]
-    expected, _ = reference_search(x.permute(0, 2, 3, 1).numpy(), y.numpy(), 10)
+    expected, _ = reference_pixel_search(x.permute(0, 2, 3, 1).numpy(), y.numpy(), 10)
     assert as_pairs(search(x, y, 10)[1]) == expected
 
 
@@ -117,14 +99,6 @@ def test_bad_input(gen):
         ops.one_pixel_apply(x, y, pos, torch.zeros(2, 1))
     with pytest.raises(RuntimeError, match="empty batch"):
         ops.one_pixel_apply(x[:0], y[:0], pos, col)
-
-
-def test_opcheck(gen):
-    x = torch.randint(0, 256, (4, 3, 6, 6), dtype=torch.uint8, generator=gen)
-    y = torch.tensor([0, 1, 1, 0])
-    torch.library.opcheck(torch.ops.poisonkit.one_pixel_moments.default, (x, y, 2))
-    torch.library.opcheck(torch.ops.poisonkit.one_pixel_apply.default,
-                          (x, y, torch.tensor([3, 5]), torch.ones(2, 3)))
 
 
 @requires_cuda

@@ -1,6 +1,6 @@
 """rsk_kernels: the RSK kernels of (seed, sample index, epoch) against a Python Philox
 reference of the same draws, their distribution (c ~ N(center, std), n_i ~ N((c-1)/4, std)),
-batch invariance, the sharpen.rsk_kernels wrapper, bad input, opcheck."""
+batch invariance, the sharpen.rsk_kernels wrapper, bad input (opcheck: test_op_contracts)."""
 import math
 
 import pytest
@@ -89,15 +89,12 @@ def test_wrapper_signature():
     ((0, torch.arange(3.0), 0, 2.5, 0.1), "indices must be int64"),
     ((0, torch.arange(4).reshape(2, 2), 0, 2.5, 0.1), "indices must be 1-D"),
     ((0, torch.tensor([1, -2]), 0, 2.5, 0.1), "indices must be >= 0"),
+    ((torch.tensor(1.0), torch.arange(3), 0, 2.5, 0.1), "seed must be one int64"),
+    ((torch.tensor([1, 2]), torch.arange(3), 0, 2.5, 0.1), "seed must be one int64"),
 ])
 def test_bad_input(args, match):
     with pytest.raises(RuntimeError, match=match):
         ops.rsk_kernels(*args)
-
-
-def test_opcheck():
-    torch.library.opcheck(torch.ops.poisonkit.rsk_kernels.default,
-                          (3, torch.tensor([1, 5, 2]), 2, 2.5, 0.1))
 
 
 @requires_cuda

@@ -54,3 +54,37 @@ def test_published_presets():
     assert torch.equal(detect(delta, p.coeffs), labels)
     with pytest.raises(ValueError, match="published coefficients"):
         published_coefficients("svhn-published")
+
+
+def test_imagenet_recipe_against_a_hand_written_reference(cifar):
+    """ImageNet-100 as issue 16 gives the reference's recipe: Resize(256), CenterCrop(224)
+    (IMAGENET_PREPROCESS), then the AR perturbation of a 226x226 canvas cropped by 2 from the
+    published CIFAR-100 set, L2 eps 7 ('imagenet100-published'), added and clamped. Reference:
+    PIL's bilinear resize of the shorter side and the centre box by hand; the AR process in
+    float64 loops (tests.ops.test_ar.reference_generate) on the op's own canvas draws."""
+    from PIL import Image
+
+    from poisonkit import ops
+    from poisonkit.poisons.ar_published import IMAGENET_PREPROCESS
+    from tests.ops.test_ar import reference_generate
+
+    big = torch.nn.functional.interpolate(cifar["x_train"][:1].float(), size=(300, 340),
+                                          mode="bilinear").round().clamp(0, 255).byte()[0]
+    x = IMAGENET_PREPROCESS(big)
+    pil = Image.fromarray(big.permute(1, 2, 0).numpy())
+    w = int(256 * 340 / 300)  # the shorter side to 256, the other in proportion (floored)
+    top, left = round((256 - 224) / 2), round((w - 224) / 2)
+    hand = np.asarray(pil.resize((w, 256), Image.BILINEAR))[top:top + 224, left:left + 224]
+    diff = np.abs(x.permute(1, 2, 0).numpy().astype(int) - hand.astype(int))
+    # torchvision's antialiased tensor resize and PIL's agree to a level or two (rounding)
+    assert x.shape == (3, 224, 224) and diff.max() <= 2 and (diff > 0).mean() < 0.05
+
+    poison = ARPoison.preset("imagenet100-published", key=5)
+    assert (poison.crop, poison.eps, poison.num_classes) == (2, 7.0, 100)
+    labels, indices = torch.tensor([42]), torch.tensor([7])
+    out = poison.apply(x[None], labels, indices)
+    canvas = ops.ar_canvas(indices, poison.philox_key, 3, 226, 226)
+    delta = reference_generate(canvas, poison.coeffs, labels, 2, 7.0, 2)
+    expected = torch.floor((x[None].double() / 255 + delta).clamp(0, 1) * 255 + 0.5)
+    err = (out.double() - expected).abs()
+    assert err.max() <= 1 and (err > 0).double().mean() < 1e-3

@@ -6,11 +6,7 @@ its staging folder is live and the second runs from start to end, so they always
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,35 +18,14 @@ from poisonkit import keys
 from poisonkit.data import load_npz
 from poisonkit.poisons.export import default_key_file
 from poisonkit.transforms import ClasswiseBlur
+from tests.poison_cli import random_npz, start_poison, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 IMAGES = 300
 
 
 @pytest.fixture(scope="module")
 def src_npz(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (IMAGES, 32, 32, 3), dtype=np.uint8)
-    y = np.arange(IMAGES) % 10
-    path = tmp_path_factory.mktemp("src") / "race.npz"
-    np.savez(path, x_train=x, y_train=y, x_test=x[:20], y_test=y[:20])
-    return path
-
-
-def start(src: Path, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "poisonkit", "poison", "--method", "classwise-blur",
-           "--format", "png", "--data", str(src), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def wait_until_staging(parent: Path, name: str, proc: subprocess.Popen) -> None:
-    end = time.monotonic() + 120
-    while not list(parent.glob(f".{name}.*.partial/*/train/*/*.png")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < end, "the export did not start writing in time"
-        time.sleep(0.02)
+    return random_npz(tmp_path_factory.mktemp("src") / "race.npz", IMAGES, 20)
 
 
 def assert_complete_and_correct(out_dir: Path, src: Path) -> None:
@@ -72,11 +47,11 @@ def assert_complete_and_correct(out_dir: Path, src: Path) -> None:
 def test_concurrent_exports_to_neighbouring_names_both_complete(src_npz, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    victim = start(src_npz, out / "race.v2")
+    victim = start_poison(src_npz, out / "race.v2", "--format", "png")
     try:
-        wait_until_staging(out, "race.v2", victim)
+        wait_for(lambda: any(out.glob(".race.v2.*.partial/*/train/*/*.png")), victim, timeout=120)
         victim.send_signal(signal.SIGSTOP)  # a live run, mid-write
-        other = start(src_npz, out / "race")
+        other = start_poison(src_npz, out / "race", "--format", "png")
         _, err = other.communicate(timeout=300)
         assert other.returncode == 0, err
         assert list(out.glob(".race.v2.*.partial")), "the live staging folder was deleted"

@@ -47,10 +47,6 @@ def test_projection_compiles(gen):
     assert torch.equal(torch.compile(t, fullgraph=True)(x), t(x))
 
 
-# Known gap: the kernels come from the Philox op poisonkit::rsk_kernels, whose schema takes the
-# seed as `int`; the seed drawn from the global RNG is data-dependent under dynamo, so fullgraph
-# tracing stops there. Fix: declare the seed SymInt (or pass it as a tensor) in csrc/torch/rsk.cpp.
-@pytest.mark.xfail(strict=True, reason="rsk_kernels takes its seed as int, not SymInt")
 @pytest.mark.parametrize("make", [RandomSharpen, RSKFF])
 def test_random_sharpening_compiles_with_the_global_rng(make):
     """Drawn from torch's global RNG (the default) the kernels trace into the graph;
