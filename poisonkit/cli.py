@@ -134,7 +134,8 @@ def _poison(args: argparse.Namespace) -> int:
     out = poison_dataset(args.data, args.out, method=args.method, fmt=args.format,
                          key=None if args.key is None else parse_key(args.key),
                          key_file=args.key_file, num_classes=args.num_classes,
-                         batch_size=args.batch_size, force=args.force, **options)
+                         batch_size=args.batch_size, force=args.force, ratio=args.ratio,
+                         **options)
     key_file = args.key_file or default_key_file(args.out)
     print(f"wrote {out} and {out.parent / 'manifest.json'} (publishable); key file {key_file} "
           "(private: keep it, do not publish it)")
@@ -251,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="coefficient (AR) or kernel (classwise-blur) seed; default: "
                              "derived from the key (seed 0 = the reference's public kernels)")
     poison.add_argument("--coefficients", default=None, help="AR: saved coefficient set")
+    poison.add_argument("--ratio", type=float, default=1.0,
+                        help="share of training samples poisoned, in [0, 1] (a key-derived "
+                             "subset; the manifest lists the poisoned indices). Default 1")
     poison.add_argument("--batch-size", type=_positive, default=1024)
     poison.add_argument("--force", action="store_true",
                         help="replace an earlier poisoned copy and its key file")

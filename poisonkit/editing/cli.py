@@ -135,6 +135,7 @@ def _add_edits(pipe, clean, protected, specs, results, args) -> None:
 
 def _add_run_args(p: argparse.ArgumentParser, batch_size: int, resume_help: str) -> None:
     """The options both commands share: batching, device, resume, force."""
+    from ..cli import _positive
     p.add_argument("--batch-size", type=_positive, default=batch_size)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help=resume_help)

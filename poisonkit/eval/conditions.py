@@ -249,46 +249,53 @@ def _crafted(ctx: Context, poison) -> Poison:
     if ctx.train_images is None or ctx.train_labels is None:
         raise ConditionError(f"{poison.method}: needs the training set to craft on")
     poison.craft(ctx.train_images, ctx.train_labels)
-    return poison.apply
+    return poison.poison_batch
 
 
 def _em(ctx: Context, per_class: bool, eps: float, step: float, steps: int, train_steps: int,
-        max_iterations: int, model: str, key: int, state: str | None) -> Poison:
+        max_iterations: int, model: str, key: int, state: str | None, ratio: float) -> Poison:
     from ..poisons.em import ErrorMinimizing
     return _crafted(ctx, ErrorMinimizing(
         ctx.num_classes, per_class=per_class, eps=eps / 255, step=step / 255, steps=steps,
         train_steps=train_steps, max_iterations=max_iterations, model=model, key=key,
-        state=state))
+        state=state, ratio=ratio))
 
 
 @register_poison("em")
 def _em_samplewise(ctx: Context, eps: float = 8, step: float = 0.8, steps: int = 20,
                    train_steps: int = 10, max_iterations: int = 10, model: str = "small",
-                   key: int = 0, state: str | None = None) -> Poison:
+                   key: int = 0, state: str | None = None, ratio: float = 1.0) -> Poison:
     """Sample-wise error-minimizing noise (DESIGN §3.6), crafted on the training set with a
     surrogate; eps and step in 1/255. state: a private checkpoint path (resumable, and a
-    finished one is reused instead of crafting again)."""
-    return _em(ctx, False, eps, step, steps, train_steps, max_iterations, model, key, state)
+    finished one is reused instead of crafting again). ratio: the key-derived share of
+    training samples the crafted noise is added to."""
+    return _em(ctx, False, eps, step, steps, train_steps, max_iterations, model, key, state,
+               ratio)
 
 
 @register_poison("em-class")
 def _em_classwise(ctx: Context, eps: float = 8, step: float = 0.8, steps: int = 20,
                   train_steps: int = 10, max_iterations: int = 10, model: str = "small",
-                  key: int = 0, state: str | None = None) -> Poison:
+                  key: int = 0, state: str | None = None, ratio: float = 1.0) -> Poison:
     """Class-wise error-minimizing noise; parameters as 'em'."""
-    return _em(ctx, True, eps, step, steps, train_steps, max_iterations, model, key, state)
+    return _em(ctx, True, eps, step, steps, train_steps, max_iterations, model, key, state,
+               ratio)
 
 
 @register_poison("tap")
 def _tap(ctx: Context, eps: float = 8, step: float = 2, steps: int = 10, train_epochs: int = 5,
-         model: str = "small", key: int = 0, state: str | None = None) -> Poison:
+         model: str = "small", key: int = 0, state: str | None = None,
+         ratio: float = 1.0, batch_size: int = 512) -> Poison:
     """Targeted adversarial poisoning (y -> y+1 mod K, DESIGN §3.6) against a crafting
     model trained on the clean training set; eps and step in 1/255 (the CPU default: 10
-    steps of 2; the paper's: steps=250,step=0.4,model=resnet18,train_epochs=40)."""
+    steps of 2; the paper's: steps=250,step=0.4,model=resnet18,train_epochs=40). ratio: the
+    key-derived share of training samples the crafted noise is added to. batch_size: of the
+    crafting model's training and of the attack (a small set needs small batches for the
+    model to learn in a few epochs)."""
     from ..poisons.tap import TargetedAdversarial
     return _crafted(ctx, TargetedAdversarial(
         ctx.num_classes, eps=eps / 255, step=step / 255, steps=steps, train_epochs=train_epochs,
-        model=model, key=key, state=state))
+        model=model, key=key, state=state, ratio=ratio, batch_size=batch_size))
 
 
 # --- defenses --------------------------------------------------------------------------

@@ -192,6 +192,17 @@ def check_image_tensor(x: torch.Tensor) -> None:
         raise ValueError(f"image: expected non-empty images, got shape {tuple(x.shape)}")
 
 
+def check_every_class(labels: torch.Tensor, num_classes: int, why: str) -> None:
+    """labels (int64 [N]) in [0, num_classes) with at least one image of every class, for
+    the poisons computed from a whole training set (OPS search, EM/TAP crafting)."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels: expected values in [0, {num_classes}), got "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
+    empty = torch.nonzero(torch.bincount(labels, minlength=num_classes) == 0).flatten().tolist()
+    if empty:
+        raise ValueError(f"labels: classes {empty} have no images; {why}")
+
+
 def _check_integer(name: str, t: torch.Tensor) -> None:
     if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
         raise TypeError(f"{name}: expected integers, got dtype {t.dtype}")

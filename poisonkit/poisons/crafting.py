@@ -3,12 +3,16 @@ targeted error-maximizing TAP; DESIGN §3.6): input and parameter checks, a surr
 model seeded by the key, signed-gradient PGD on whole batches, and a crafting loop made
 of units of work whose state (perturbation, model, optimizer, generator, progress) is
 checkpointed atomically, so a killed run continues where its last checkpoint left it.
+Once crafted, a CraftedPoison is a `Poison` (base.py) like the others: the batch protocol,
+v2 calls, and partial poisoning (`ratio`: the perturbation is crafted on the whole set,
+then added only to the key-derived subset of samples, as APBench's --ratio).
 
 The perturbation and its checkpoint are the owner's secret: whoever holds them can
 subtract the poison. Keep the checkpoint out of any published folder.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -19,11 +23,13 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 from tqdm import tqdm
 
 from .._io import atomic_write
 from ..eval.augment import normalize
 from ..eval.models import build_model
+from .base import Poison, check_every_class
 
 
 def check_radius(name: str, value) -> float:
@@ -38,12 +44,6 @@ def check_count(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
     return value
-
-
-def check_key(key) -> int:
-    if isinstance(key, bool) or not isinstance(key, int):
-        raise TypeError(f"key: expected an int, got {type(key).__name__}")
-    return key
 
 
 def key_seed(key: int, stream: str) -> int:
@@ -70,14 +70,7 @@ def check_dataset(images: torch.Tensor, labels: torch.Tensor, num_classes: int) 
             labels.shape) != (len(images),):
         raise ValueError(f"labels: expected int64 of shape ({len(images)},), got "
                          f"{getattr(labels, 'dtype', None)} {tuple(getattr(labels, 'shape', ()))}")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels: expected values in [0, {num_classes}), got "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
-    counts = torch.bincount(labels, minlength=num_classes)
-    if (counts == 0).any():
-        empty = torch.nonzero(counts == 0).flatten().tolist()
-        raise ValueError(f"labels: classes {empty} have no images; a crafted poison needs "
-                         "images of every class")
+    check_every_class(labels, num_classes, "a crafted poison needs images of every class")
     return x.contiguous()
 
 
@@ -109,6 +102,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def project(x: torch.Tensor, delta: torch.Tensor, eps: float) -> torch.Tensor:
     """delta clipped to the L-inf ball of radius eps, then so that x + delta is in [0, 1]."""
     return (x + delta.clamp(-eps, eps)).clamp_(0, 1) - x
+
+
+def attack_model(model: nn.Module) -> nn.Module:
+    """The model as the noise updates use it (it is fixed while they run): a copy in eval
+    mode, weights frozen (no graph is kept for weight gradients), each BatchNorm folded
+    into the convolution before it (torch.fx fuse: the same function up to float rounding,
+    one op fewer per layer forward and backward). A model torch.fx cannot trace is only
+    copied and frozen."""
+    model.eval()
+    try:
+        attacker = fuse(model)
+    except Exception:   # data-dependent control flow: fx cannot trace it; fusing is optional
+        attacker = copy.deepcopy(model)
+    attacker.requires_grad_(False)
+    return attacker.to(memory_format=torch.channels_last)
 
 
 def descend(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor, eps: float,
@@ -149,7 +157,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
     return loss.item()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, batches, amp: bool = False) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of the model in eval mode over (x, y) batches."""
     model.eval()
@@ -172,7 +180,7 @@ def data_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-class CraftedPoison:
+class CraftedPoison(Poison):
     """A perturbation crafted on a training set, then added to its images: `delta`
     (float32, [N, C, H, W] per sample or [K, C, H, W] per class, within eps).
 
@@ -184,12 +192,23 @@ class CraftedPoison:
     method = ""
     per_class = False
 
-    def __init__(self, num_classes: int, eps: float, key: int, model: str, batch_size: int,
-                 device: str | torch.device, state: str | os.PathLike | None,
-                 checkpoint_seconds: float, progress: bool):
-        self.num_classes = check_count("num_classes", num_classes, 2)
+    def __init__(self, num_classes: int, eps: float, step: float, steps: int, lr: float, *,
+                 model: str = "small", batch_size: int = 512, key: int | None = None,
+                 device: str | torch.device = "auto", state: str | os.PathLike | None = None,
+                 checkpoint_seconds: float = 60.0, progress: bool = True, ratio: float = 1.0,
+                 labels_getter="default", indices_getter="default"):
+        """eps, step (PGD step size) in [0, 1] units; steps PGD steps per noise update; lr
+        of the model's SGD; model 'small' (CPU) or 'resnet18' (paper scale); state: a
+        private checkpoint path (resumable); key: the owner's secret (128 random bits by
+        default); ratio: the key-derived share of samples the crafted noise is added to
+        (it is crafted on all of them)."""
+        check_count("num_classes", num_classes, 2)
+        super().__init__(num_classes, ratio=ratio, key=key, labels_getter=labels_getter,
+                         indices_getter=indices_getter)
         self.eps = check_radius("eps", eps)
-        self.key = check_key(key)
+        self.step = check_radius("step", step)
+        self.steps = check_count("steps", steps)
+        self.lr = check_radius("lr", lr)
         self.model_name = model
         self.batch_size = check_count("batch_size", batch_size)
         self.device = resolve_device(device)
@@ -203,12 +222,18 @@ class CraftedPoison:
         self.history: list[dict] = []
 
     @property
+    def needs_indices(self) -> bool:
+        """Sample-wise noise is looked up by sample index; class-wise by label."""
+        return not self.per_class
+
+    @property
     def amp(self) -> bool:
         return self.device.type == "cuda"
 
-    def parameters(self) -> dict:
+    def settings(self) -> dict:
         """What determines the result besides the key and the data (checked on resume)."""
-        return {"eps": self.eps, "model": self.model_name, "batch_size": self.batch_size}
+        return {"eps": self.eps, "step": self.step, "steps": self.steps, "lr": self.lr,
+                "model": self.model_name, "batch_size": self.batch_size}
 
     def stopping(self) -> dict:
         """When crafting stops: not checked on resume, so a run can be extended or cut short."""
@@ -223,7 +248,8 @@ class CraftedPoison:
         """Crafts (or resumes crafting) the perturbation of (images, labels); returns self."""
         x = check_dataset(images, labels, self.num_classes)
         self.model = build_surrogate(self.model_name, self.num_classes, tuple(x.shape[1:]), self.key)
-        fingerprint = {"method": self.method, "parameters": self.parameters(),
+        self._attacker = None   # a subclass's cached attack_model(self.model), if it keeps one
+        fingerprint = {"method": self.method, "parameters": self.settings(),
                        "key_sha256": hashlib.sha256(str(self.key).encode()).hexdigest(),
                        "data_sha256": data_digest(images, labels)}
         dev = self.device
@@ -256,8 +282,13 @@ class CraftedPoison:
         del self.x, self.y
         return self
 
+    def _optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer of self.model, fresh (its state is checkpointed)."""
+        raise NotImplementedError
+
     def _resume(self, state: dict) -> None:
-        """Restores what the subclass keeps outside state['delta'] (an optimizer)."""
+        self.opt = self._optimizer()
+        self.opt.load_state_dict(state["optimizer"])
 
     def _start(self, state: dict) -> None:
         raise NotImplementedError
@@ -294,7 +325,7 @@ class CraftedPoison:
         atomic_write(self.state_path, lambda tmp: torch.save(payload, tmp))
 
     def _extra_state(self) -> dict:
-        return {}
+        return {"optimizer": self.opt.state_dict()}
 
     # -- applying ---------------------------------------------------------------------
     def perturbation(self, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -310,16 +341,11 @@ class CraftedPoison:
                              f"[{int(rows.min())}, {int(rows.max())}]")
         return self.delta[rows.cpu()]
 
-    def apply(self, images: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """images (uint8 [0, 255] or float32 [0, 1], NCHW) plus their perturbation, clamped
-        to [0, 1]; uint8 rounded to nearest. indices: positions in the crafting set."""
-        if not isinstance(images, torch.Tensor) or images.dim() != 4:
-            raise ValueError("images: expected an NCHW tensor")
-        if images.dtype not in (torch.uint8, torch.float32):
-            raise TypeError(f"images: expected uint8 or float32, got {images.dtype}")
-        if len(labels) != len(images) or len(indices) != len(images):
-            raise ValueError(f"labels, indices: expected {len(images)} of each, got "
-                             f"{len(labels)} and {len(indices)}")
+    def apply(self, images: torch.Tensor, labels: torch.Tensor,
+              indices: torch.Tensor | None) -> torch.Tensor:
+        """images (uint8 [0, 255] or float32 [0, 1], NCHW, checked by poison_batch) plus
+        their perturbation, clamped to [0, 1]; uint8 rounded to nearest. indices: positions
+        in the crafting set (unused by class-wise noise)."""
         delta = self.perturbation(labels, indices)
         if delta.shape[1:] != images.shape[1:]:
             raise ValueError(f"images: expected images of shape {tuple(delta.shape[1:])}, got "
@@ -329,7 +355,3 @@ class CraftedPoison:
             out = (images.float() / 255 + delta).clamp_(0, 1)
             return out.mul_(255).round_().to(torch.uint8)
         return (images + delta).clamp_(0, 1)
-
-    def __call__(self, images, labels, indices):
-        """(poisoned images, labels), as the other poisons are called."""
-        return self.apply(images, labels, indices), labels

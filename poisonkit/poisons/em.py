@@ -18,12 +18,9 @@ rule is not part of a checkpoint's fingerprint: a run can be resumed with anothe
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
-from .crafting import (CraftedPoison, check_count, check_radius, descend, evaluate,
-                       train_step)
+from .crafting import CraftedPoison, attack_model, check_count, descend, evaluate, train_step
 
 # The reference's ResNet-18 settings (README, configs/cifar10/resnet18.yaml).
 PAPER = {"model": "resnet18", "steps": 20, "train_steps": 10, "batch_size": 512,
@@ -34,34 +31,29 @@ class ErrorMinimizing(CraftedPoison):
     """Sample-wise (per_class=False) or class-wise error-minimizing noise.
 
     eps, step in [0, 1] units (8/255, 0.8/255); steps PGD steps per noise update;
-    train_steps surrogate batches between noise updates; model 'small' (CPU) or
-    'resnet18' (paper scale, see PAPER). state: a private checkpoint path (resumable).
+    train_steps surrogate batches between noise updates; stop at stop_accuracy or after
+    max_iterations outer iterations. options: CraftedPoison's (model 'small' for CPU or
+    'resnet18' at paper scale, see PAPER; batch_size, key, device, state, ratio, ...).
     """
     method = "em"
 
     def __init__(self, num_classes: int, per_class: bool = False, eps: float = 8 / 255,
                  step: float = 0.8 / 255, steps: int = 20, train_steps: int = 10,
                  stop_accuracy: float = 0.99, max_iterations: int = 10, lr: float = 0.1,
-                 model: str = "small", batch_size: int = 512, key: int = 0,
-                 device: str | torch.device = "auto", state: str | os.PathLike | None = None,
-                 checkpoint_seconds: float = 60.0, progress: bool = True):
-        super().__init__(num_classes, eps, key, model, batch_size, device, state,
-                         checkpoint_seconds, progress)
+                 **options):
+        super().__init__(num_classes, eps, step, steps, lr, **options)
         self.per_class = bool(per_class)
         self.method = "em-class" if self.per_class else "em"
-        self.step = check_radius("step", step)
-        self.steps = check_count("steps", steps)
         self.train_steps = check_count("train_steps", train_steps, 0)
         if isinstance(stop_accuracy, bool) or not isinstance(stop_accuracy, (int, float)) or \
                 not 0 < stop_accuracy <= 1:
             raise ValueError(f"stop_accuracy: expected a fraction in (0, 1], got {stop_accuracy!r}")
         self.stop_accuracy = float(stop_accuracy)
         self.max_iterations = check_count("max_iterations", max_iterations)
-        self.lr = check_radius("lr", lr)
 
-    def parameters(self) -> dict:
-        return {**super().parameters(), "per_class": self.per_class, "step": self.step,
-                "steps": self.steps, "train_steps": self.train_steps, "lr": self.lr}
+    def settings(self) -> dict:
+        return {**super().settings(), "per_class": self.per_class,
+                "train_steps": self.train_steps}
 
     def stopping(self) -> dict:
         return {"stop_accuracy": self.stop_accuracy, "max_iterations": self.max_iterations}
@@ -82,13 +74,6 @@ class ErrorMinimizing(CraftedPoison):
         state["cursor"] = 0
         self.opt = self._optimizer()
 
-    def _resume(self, state: dict) -> None:
-        self.opt = self._optimizer()
-        self.opt.load_state_dict(state["optimizer"])
-
-    def _extra_state(self) -> dict:
-        return {"optimizer": self.opt.state_dict()}
-
     def _noise_of(self, delta: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return delta[self.y[idx]] if self.per_class else delta[idx]
 
@@ -104,12 +89,11 @@ class ErrorMinimizing(CraftedPoison):
             x = (self.x[idx] + self._noise_of(state["delta"], idx)).clamp(0, 1)
             train_step(self.model, self.opt, x, self.y[idx], self.amp, clip=5.0)
 
-    def _update_noise(self, state: dict) -> None:
+    def _update_noise(self, state: dict, attacker: torch.nn.Module) -> None:
         delta = state["delta"]
-        self.model.eval()
         for idx in self._batches():
             x, y = self.x[idx], self.y[idx]
-            moved = descend(self.model, x, y, self._noise_of(delta, idx), self.eps, self.step,
+            moved = descend(attacker, x, y, self._noise_of(delta, idx), self.eps, self.step,
                             self.steps, amp=self.amp)
             if not self.per_class:
                 delta[idx] = moved
@@ -122,9 +106,10 @@ class ErrorMinimizing(CraftedPoison):
 
     def _advance(self, state: dict) -> bool:
         self._train(state)
-        self._update_noise(state)
+        attacker = attack_model(self.model)   # fixed until the next _train
+        self._update_noise(state, attacker)
         delta = state["delta"]
-        accuracy, loss = evaluate(self.model, (
+        accuracy, loss = evaluate(attacker, (
             ((self.x[idx] + self._noise_of(delta, idx)).clamp(0, 1), self.y[idx])
             for idx in self._batches()), self.amp)
         state["history"].append({"iteration": state["unit"] + 1, "accuracy": accuracy,

@@ -17,12 +17,15 @@ Safety (issue 14):
   file beside the folder (mode 0600, path printed); the manifest holds a salted scrypt
   check of the key and a dataset id that the key file repeats (poisonkit.keys).
 - The manifest's counts are the files actually written, checked before publishing.
+- Partial poisoning: `ratio` poisons a key-derived share of the training split; the
+  manifest lists the poisoned sample indices (which samples, not how: not a secret).
 
 Methods register with `register_method(name)`: a factory(ctx: ExportContext, **options)
 returning an ExportPoison (apply, public parameters, secrets for the key file).
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -46,6 +49,7 @@ from .._outputs import check_inputs_apart
 from .._staging import Staging
 from ..data import load_npz
 from ..image_folders import list_samples, split_folders, stem_collisions
+from .base import Poison, check_ratio
 
 FORMATS = ("npz", "png")
 MANIFEST = "manifest.json"
@@ -54,22 +58,33 @@ MANIFEST_VERSION = 2
 
 @dataclass(frozen=True)
 class ExportContext:
-    """What a method factory may use: the class count, the owner's 128-bit key, and the
-    training split when it is in memory (npz sources; None for ImageFolders)."""
+    """What a method factory may use: the class count, the owner's 128-bit key, the share
+    of samples to poison, and the training split when it is in memory (npz sources; None
+    for ImageFolders)."""
     num_classes: int
     key: int
     train_images: torch.Tensor | None = None
     train_labels: torch.Tensor | None = None
+    ratio: float = 1.0
 
 
 @dataclass
 class ExportPoison:
-    """apply(images uint8 NCHW, labels int64 [N], indices int64 [N]) -> poisoned images;
-    public: parameters safe to publish; secrets: JSON-able per-class parameters that would
-    let anyone regenerate the perturbation (written to the key file only)."""
-    apply: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    """poison: the Poison (built with the context's ratio); public: parameters safe to
+    publish; secrets: JSON-able per-class parameters that would let anyone regenerate the
+    perturbation (written to the key file only)."""
+    poison: Poison
     public: dict
     secrets: dict
+
+    def apply(self, images: torch.Tensor, labels: torch.Tensor,
+              indices: torch.Tensor) -> torch.Tensor:
+        """images uint8 NCHW, labels and sample indices int64 [N] -> poisoned images."""
+        return self.poison.poison_batch(images, labels, indices)
+
+    def poisoned_indices(self, count: int) -> list[int]:
+        """The sample indices in [0, count) this poison changes (its key-derived subset)."""
+        return torch.nonzero(self.poison.poisoned_mask(torch.arange(count))).flatten().tolist()
 
 
 METHODS: dict[str, Callable[..., ExportPoison]] = {}
@@ -97,8 +112,9 @@ def _ar(ctx: ExportContext, eps: float = 1.0, p: float | str = 2.0, crop: int = 
     if coeffs.num_classes < ctx.num_classes:
         raise ValueError(f"coefficients: {coeffs.num_classes} classes, but the labels need "
                          f"{ctx.num_classes}")
-    poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=keymod.philox_key(ctx.key))
-    return ExportPoison(poison.poison_batch,
+    poison = ARPoison(coeffs, eps=eps, p=p, crop=crop, key=keymod.philox_key(ctx.key),
+                      ratio=ctx.ratio)
+    return ExportPoison(poison,
                         {"eps": poison.eps, "p": str(poison.p), "crop": crop},
                         {"ar_coefficients": coeffs.coeffs.tolist(),
                          "coefficients_metadata": coeffs.metadata})
@@ -116,8 +132,9 @@ def _classwise_blur(ctx: ExportContext, seed: int | None = None,
     elif seed == 0:
         warnings.warn("seed 0 gives the reference's published kernels: anyone can recreate "
                       "them", stacklevel=2)
-    blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=seed)
-    return ExportPoison(blur.poison_batch,
+    blur = ClasswiseBlur(ctx.num_classes, blur_parameter=blur_parameter, seed=seed, key=ctx.key,
+                         ratio=ctx.ratio)
+    return ExportPoison(blur,
                         {"blur_parameter": blur_parameter, "kernel_size": blur.kernels.shape[-1]},
                         {"blur_kernels": blur.kernels.tolist(), "seed": seed})
 
@@ -131,8 +148,8 @@ def _lsp(ctx: ExportContext, eps: float | None = None, patch: int = 8) -> Export
     if ctx.train_images is not None:  # the patch must divide the images: refuse now
         lsp_features(*ctx.train_images.shape[1:], patch)
     poison = LSPPoison(ctx.num_classes, key=keymod.philox_key(ctx.key), patch=patch,
-                       eps=DEFAULT_EPS if eps is None else eps)
-    return ExportPoison(poison.poison_batch,
+                       eps=DEFAULT_EPS if eps is None else eps, ratio=ctx.ratio)
+    return ExportPoison(poison,
                         {"eps": poison.eps, "patch": patch, "class_sep": poison.class_sep}, {})
 
 
@@ -144,52 +161,37 @@ def _ops(ctx: ExportContext) -> ExportPoison:
     if ctx.train_images is None:
         raise ValueError("method: 'ops' searches the whole training split in memory; give an "
                          ".npz source")
-    poison = OnePixelShortcut.search(ctx.train_images, ctx.train_labels, ctx.num_classes)
-    return ExportPoison(poison.poison_batch, {},
+    poison = OnePixelShortcut.search(ctx.train_images, ctx.train_labels, ctx.num_classes,
+                                     key=ctx.key, ratio=ctx.ratio)
+    return ExportPoison(poison, {},
                         {"ops_rows": poison.rows.tolist(), "ops_cols": poison.cols.tolist(),
                          "ops_colours": poison.colours.tolist()})
 
-def _crafted(ctx: ExportContext, spec: str, state: str | None, options: dict) -> ExportPoison:
-    """EM / TAP through their eval conditions, crafted on the in-memory training split.
-    The perturbation is the secret; it lives in the private crafting checkpoint `state`
-    (never inside the published folder), too large for the key file."""
+def _crafted(ctx: ExportContext, method: str, eps: float | None = None,
+             steps: int | None = None, max_iterations: int | None = None,
+             train_epochs: int | None = None, model: str | None = None,
+             state: str | None = None) -> ExportPoison:
+    """EM, EM class-wise, TAP (DESIGN 3.6) through their eval conditions (the parameters
+    they take: eps in 1/255 (8), steps, model; em, em-class: max_iterations; tap:
+    train_epochs), crafted on the in-memory training split. The perturbation is the secret;
+    it lives in the private, resumable crafting checkpoint `state` (never inside the
+    published folder), too large for the key file."""
     from ..eval.conditions import Context, make_poison
     if ctx.train_images is None:
-        raise ValueError(f"data: {spec} is crafted on a whole .npz training split; got a folder")
-    params = ",".join(f"{k}={v}" for k, v in {**options, "state": state}.items() if v is not None)
-    apply = make_poison(f"{spec}:{params},key={ctx.key}", Context(
-        ctx.num_classes, tuple(ctx.train_images.shape[1:]), 0, ctx.train_images,
-        ctx.train_labels))
-    return ExportPoison(apply, {k: v for k, v in options.items() if v is not None},
-                        {"crafting_state": state})
+        raise ValueError(f"data: {method} is crafted on a whole .npz training split; got a folder")
+    options = {k: v for k, v in {"eps": eps, "steps": steps, "max_iterations": max_iterations,
+                                 "train_epochs": train_epochs, "model": model}.items()
+               if v is not None}
+    params = {**options, "state": state, "ratio": ctx.ratio, "key": ctx.key}
+    spec = f"{method}:" + ",".join(f"{k}={v}" for k, v in params.items() if v is not None)
+    poison_batch = make_poison(spec, Context(ctx.num_classes, tuple(ctx.train_images.shape[1:]),
+                                             0, ctx.train_images, ctx.train_labels))
+    # the condition hands back the crafted poison's bound poison_batch
+    return ExportPoison(poison_batch.__self__, options, {"crafting_state": state})
 
 
-@register_method("em")
-def _em(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
-        max_iterations: int | None = None, model: str | None = None,
-        state: str | None = None) -> ExportPoison:
-    """Sample-wise error-minimizing noise (DESIGN 3.6); eps in 1/255 (8), state: a private
-    resumable checkpoint."""
-    return _crafted(ctx, "em", state, {"eps": eps, "steps": steps,
-                                       "max_iterations": max_iterations, "model": model})
-
-
-@register_method("em-class")
-def _em_class(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
-              max_iterations: int | None = None, model: str | None = None,
-              state: str | None = None) -> ExportPoison:
-    """Class-wise error-minimizing noise; parameters as em."""
-    return _crafted(ctx, "em-class", state, {"eps": eps, "steps": steps,
-                                             "max_iterations": max_iterations, "model": model})
-
-
-@register_method("tap")
-def _tap(ctx: ExportContext, eps: float | None = None, steps: int | None = None,
-         train_epochs: int | None = None, model: str | None = None,
-         state: str | None = None) -> ExportPoison:
-    """Targeted adversarial poisoning (DESIGN 3.6); eps in 1/255 (8)."""
-    return _crafted(ctx, "tap", state, {"eps": eps, "steps": steps,
-                                        "train_epochs": train_epochs, "model": model})
+for _method in ("em", "em-class", "tap"):
+    register_method(_method)(functools.partial(_crafted, method=_method))
 
 
 def _make_poison(method: str, ctx: ExportContext, options: dict) -> ExportPoison:
@@ -216,8 +218,9 @@ class _NpzSource:
         self.classes = [str(k) for k in range(self.num_classes)]
         self.counts = {"train": len(self.splits["x_train"]), "test": len(self.splits["x_test"])}
 
-    def context(self, key: int) -> ExportContext:
-        return ExportContext(self.num_classes, key, self.splits["x_train"], self.splits["y_train"])
+    def context(self, key: int, ratio: float) -> ExportContext:
+        return ExportContext(self.num_classes, key, self.splits["x_train"], self.splits["y_train"],
+                             ratio)
 
     def train_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         x, y = self.splits["x_train"], self.splits["y_train"]
@@ -271,8 +274,8 @@ class _FolderSource:
                                         else num_classes)
         self.counts = {split: len(s) for split, s in self.samples.items()}
 
-    def context(self, key: int) -> ExportContext:
-        return ExportContext(self.num_classes, key)
+    def context(self, key: int, ratio: float) -> ExportContext:
+        return ExportContext(self.num_classes, key, ratio=ratio)
 
     def train_batches(self, batch_size: int):
         for index, (path, label) in enumerate(self.samples["train"]):
@@ -353,14 +356,16 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
                    fmt: str | None = None, key: int | None = None,
                    key_file: str | os.PathLike | None = None, num_classes: int | None = None,
                    batch_size: int = 1024, force: bool = False, progress: bool = True,
-                   **options) -> Path:
+                   ratio: float = 1.0, **options) -> Path:
     """Writes the poisoned copy of `data` into out_dir and returns its path
     (out_dir/<name>.npz, or out_dir/<name>/ for PNG), with out_dir/manifest.json, and the
     key file (default: default_key_file(out_dir)). key: None draws 128 random bits.
+    ratio: the share of training samples poisoned, picked by the key (the manifest lists them).
     options: the method's parameters (AR: eps, p, crop, seed, coefficients; classwise-blur:
     seed, blur_parameter; LSP: eps, patch; OPS: none)."""
     if method not in METHODS:
         raise ValueError(f"method: expected one of {sorted(METHODS)}, got {method!r}")
+    ratio = check_ratio(ratio)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     if key is None:
@@ -389,13 +394,14 @@ def poison_dataset(data: str | os.PathLike, out_dir: str | os.PathLike, method: 
     _check_key_file(key_file, out_dir, src, force)
 
     source = _FolderSource(src, num_classes) if is_folder else _NpzSource(src, num_classes)
-    poison = _make_poison(method, source.context(key), options)
+    poison = _make_poison(method, source.context(key, ratio), options)
     dataset_id = secrets.token_hex(16)
     manifest = {"manifest_version": MANIFEST_VERSION, "method": method, "source": src.name,
                 "output": out.name, "format": fmt, "layout": source.layout,
                 "num_classes": source.num_classes, "parameters": poison.public,
                 "dataset_id": dataset_id, "key_check": keymod.key_check(key),
-                "poisoned_splits": ["train"]}
+                "poisoned_splits": ["train"], "ratio": ratio,
+                "poisoned_indices": poison.poisoned_indices(source.counts["train"])}
     with Staging(out_dir) as stage:
         counts = _write_copy(source, poison, stage.path / out.name, fmt, batch_size, progress,
                              method)

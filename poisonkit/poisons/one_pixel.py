@@ -14,7 +14,7 @@ from typing import Iterable
 import torch
 
 from .. import ops
-from .base import Poison
+from .base import Poison, check_every_class
 
 
 def search_moments(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int):
@@ -91,6 +91,7 @@ class OnePixelShortcut(Poison):
             num_classes = int(labels.max()) + 1
         if len(images) != len(labels):
             raise ValueError(f"labels: expected {len(images)} labels, got {len(labels)}")
+        check_every_class(labels, num_classes, "the pixel search needs images of every class")
         batches = ((images[i:i + batch_size], labels[i:i + batch_size])
                    for i in range(0, len(images), batch_size))
         return cls.from_moments(*search_moments(batches, num_classes), **options)

@@ -14,13 +14,11 @@ surface in a few steps) against the small CNN trained for 5 epochs.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
 from ..eval.augment import crop_flip
 from ..eval.train import lr_factor
-from .crafting import CraftedPoison, check_count, check_radius, descend, evaluate, train_step
+from .crafting import CraftedPoison, attack_model, check_count, descend, evaluate, train_step
 
 PAPER = {"model": "resnet18", "steps": 250, "step": 0.4 / 255, "train_epochs": 40,
          "batch_size": 512}
@@ -33,26 +31,20 @@ def target_labels(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 class TargetedAdversarial(CraftedPoison):
     """Sample-wise targeted error-maximizing noise. eps, step in [0, 1] units; steps PGD
-    steps per batch; train_epochs epochs of the crafting model on clean data; model
-    'small' (CPU) or 'resnet18' (paper scale, see PAPER). state: a private checkpoint."""
+    steps per batch; train_epochs epochs of the crafting model on clean data. options:
+    CraftedPoison's (model 'small' for CPU or 'resnet18' at paper scale, see PAPER;
+    batch_size, key, device, state, ratio, ...)."""
     method = "tap"
 
     def __init__(self, num_classes: int, eps: float = 8 / 255, step: float = 2 / 255,
                  steps: int = 10, train_epochs: int = 5, lr: float = 0.1, augment: bool = True,
-                 model: str = "small", batch_size: int = 512, key: int = 0,
-                 device: str | torch.device = "auto", state: str | os.PathLike | None = None,
-                 checkpoint_seconds: float = 60.0, progress: bool = True):
-        super().__init__(num_classes, eps, key, model, batch_size, device, state,
-                         checkpoint_seconds, progress)
-        self.step = check_radius("step", step)
-        self.steps = check_count("steps", steps)
+                 **options):
+        super().__init__(num_classes, eps, step, steps, lr, **options)
         self.train_epochs = check_count("train_epochs", train_epochs, 0)
-        self.lr = check_radius("lr", lr)
         self.augment = bool(augment)
 
-    def parameters(self) -> dict:
-        return {**super().parameters(), "step": self.step, "steps": self.steps,
-                "train_epochs": self.train_epochs, "lr": self.lr, "augment": self.augment}
+    def settings(self) -> dict:
+        return {**super().settings(), "train_epochs": self.train_epochs, "augment": self.augment}
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=0.9,
@@ -63,13 +55,6 @@ class TargetedAdversarial(CraftedPoison):
         state["delta"] = (noise * self.eps).clamp(-self.eps, self.eps).to(self.device)
         state["train_step"], state["cursor"] = 0, 0
         self.opt = self._optimizer()
-
-    def _resume(self, state: dict) -> None:
-        self.opt = self._optimizer()
-        self.opt.load_state_dict(state["optimizer"])
-
-    def _extra_state(self) -> dict:
-        return {"optimizer": self.opt.state_dict()}
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return crop_flip(x, generator=self.generator)
@@ -90,8 +75,9 @@ class TargetedAdversarial(CraftedPoison):
         idx = torch.arange(state["cursor"], min(state["cursor"] + self.batch_size, len(self.x)),
                            device=self.device)
         x, target = self.x[idx], target_labels(self.y[idx], self.num_classes)
-        self.model.eval()
-        state["delta"][idx] = descend(self.model, x, target, state["delta"][idx], self.eps,
+        if self._attacker is None:   # the crafting model is fixed from here on
+            self._attacker = attack_model(self.model)
+        state["delta"][idx] = descend(self._attacker, x, target, state["delta"][idx], self.eps,
                                       self.step, self.steps,
                                       self._augment if self.augment else None, self.amp)
         state["cursor"] = int(idx[-1]) + 1
@@ -104,7 +90,7 @@ class TargetedAdversarial(CraftedPoison):
         if state["cursor"] < len(self.x):
             return False
         delta = state["delta"]
-        accuracy, loss = evaluate(self.model, (
+        accuracy, loss = evaluate(self._attacker, (
             ((self.x[i] + delta[i]).clamp(0, 1), target_labels(self.y[i], self.num_classes))
             for i in self._batches()), self.amp)
         state["history"].append({"target_rate": accuracy, "target_loss": loss})

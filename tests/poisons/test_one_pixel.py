@@ -35,7 +35,7 @@ def test_colour_bits_follow_the_reference():
 
 def test_errors(gen):
     x = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=gen)
-    with pytest.raises(RuntimeError, match="class 1 has no images"):
+    with pytest.raises(ValueError, match=r"labels: classes \[1\] have no images"):
         OnePixelShortcut.search(x, torch.tensor([0, 0, 2, 2, 0, 2]))
     with pytest.raises(ValueError, match="labels: expected 6 labels"):
         OnePixelShortcut.search(x, torch.tensor([0, 1]))
