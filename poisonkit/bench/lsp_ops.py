@@ -43,36 +43,22 @@ def ops_search(x: torch.Tensor, y: torch.Tensor) -> OnePixelShortcut:
     return OnePixelShortcut.search(x, y, 10)
 
 
-def main(quick: bool = False) -> None:
-    torch.set_num_threads(2)
-    x, y = load_cifar(10_000)
-    rows = []
-
-    # ---- OPS search over the whole set (images/s = dataset size / search time)
-    n_ref = 2_000 if quick else 10_000  # the reference loop costs ~1 s per 1k images here
-    start = time.perf_counter()
-    expected, _ = reference_pixel_search(x[:n_ref].permute(0, 2, 3, 1).numpy(),
-                                         y[:n_ref].numpy(), 10)
-    ref_rate = n_ref / (time.perf_counter() - start)
-    ours = ops_search(x[:n_ref], y[:n_ref])
-    found = [[int(r) * 32 + int(c), int(v)] for r, c, v in zip(
-        ours.rows, ours.cols, (ours.colours * torch.tensor([4.0, 2.0, 1.0])).sum(1))]
-    same = found == [[int(p), int(v)] for p, v in expected]
-    ours_rate = interleaved_images_per_second({"ours": lambda: ops_search(x, y)}, len(x))["ours"]
-    case = f"OPS search, {n_ref:,} / 10,000 images 32x32x3"
-    rows += [{"case": case, "impl": "poisonkit one_pixel_moments + one_pixel_search (CPU)",
-              "images_per_s": ours_rate, "same_choice_as_reference": same},
-             {"case": case, "impl": "reference pixel_search loop (numpy)", "images_per_s": ref_rate,
-              "images_timed": n_ref}]
-
-    # ---- applying the poisons to a stored uint8 batch, 32x32
-    batch = 1024
-    xb, yb, idx = x[:batch], y[:batch], torch.arange(batch)
+def _apply_rows(x: torch.Tensor, y: torch.Tensor, size: int, batch: int):
+    """LSP and OPS applied to a stored uint8 batch of size x size images vs the peers, plus the
+    poisons and batch (the one-image-per-call rows reuse them)."""
+    pick = torch.linspace(0, len(x) - 1, batch).long()  # spread over the set: every class
+    xb, yb, idx = x[pick], y[pick], torch.arange(batch)
+    if size != x.shape[-1]:
+        xb = torch.nn.functional.interpolate(xb.float(), size=(size, size), mode="bilinear",
+                                             antialias=False).round_().clamp_(0, 255)
+        xb = xb.to(torch.uint8)
     lsp = LSPPoison(10, key=1)
-    noise = lsp.perturbation(yb, idx, 3, 32, 32)  # what a stored-array peer keeps in memory
+    noise = lsp.perturbation(yb, idx, 3, size, size)  # what a stored-array peer keeps in memory
     noise_hwc = noise.permute(0, 2, 3, 1).numpy().astype(np.float32)
     xb_hwc = xb.permute(0, 2, 3, 1).numpy()
-    ops_poison = OnePixelShortcut.search(x, y, 10)
+    # at 32x32 the classes' pixels come from the whole set; at 224x224 from the batch itself
+    search_x, search_y = (x, y) if size == x.shape[-1] else (xb, yb)
+    ops_poison = OnePixelShortcut.search(search_x, search_y, 10)
     rows_t, cols_t = ops_poison.rows, ops_poison.cols
     colour255 = (ops_poison.colours * 255).to(torch.uint8)
     pert_hwc = np.zeros_like(xb_hwc, dtype=np.float64)  # the reference's perturbation array
@@ -99,8 +85,9 @@ def main(quick: bool = False) -> None:
         "ops torch": torch_pixel,
         "ops numpy": lambda: numpy_add(pert_hwc),
     }, batch)
-    for name, case in (("lsp", "LSP apply, batch 1024 uint8 32x32x3"),
-                       ("ops", "OPS apply, batch 1024 uint8 32x32x3")):
+    rows = []
+    for name in ("lsp", "ops"):
+        case = f"{name.upper()} apply, batch {batch} uint8 {size}x{size}x3"
         ours_name = {"lsp": "poisonkit LSPPoison (CPU, perturbation generated per call)",
                      "ops": "poisonkit OnePixelShortcut (CPU)"}[name]
         rows += [{"case": case, "impl": ours_name, "images_per_s": rates[f"{name} ours"],
@@ -109,6 +96,38 @@ def main(quick: bool = False) -> None:
                   "images_per_s": rates[f"{name} torch"], "batch": batch},
                  {"case": case, "impl": "reference numpy arithmetic (float64, stored array)",
                   "images_per_s": rates[f"{name} numpy"], "batch": batch}]
+    return rows, lsp, ops_poison, noise, xb, yb
+
+
+def main(quick: bool = False) -> None:
+    torch.set_num_threads(2)
+    x, y = load_cifar(10_000)
+    rows = []
+
+    # ---- OPS search over the whole set (images/s = dataset size / search time)
+    n_ref = 2_000 if quick else 10_000  # the reference loop costs ~1 s per 1k images here
+    start = time.perf_counter()
+    expected, _ = reference_pixel_search(x[:n_ref].permute(0, 2, 3, 1).numpy(),
+                                         y[:n_ref].numpy(), 10)
+    ref_rate = n_ref / (time.perf_counter() - start)
+    ours = ops_search(x[:n_ref], y[:n_ref])
+    found = [[int(r) * 32 + int(c), int(v)] for r, c, v in zip(
+        ours.rows, ours.cols, (ours.colours * torch.tensor([4.0, 2.0, 1.0])).sum(1))]
+    same = found == [[int(p), int(v)] for p, v in expected]
+    ours_rate = interleaved_images_per_second({"ours": lambda: ops_search(x, y)}, len(x))["ours"]
+    case = f"OPS search, {n_ref:,} / 10,000 images 32x32x3"
+    rows += [{"case": case, "impl": "poisonkit one_pixel_moments + one_pixel_search (CPU)",
+              "images_per_s": ours_rate, "same_choice_as_reference": same},
+             {"case": case, "impl": "reference pixel_search loop (numpy)", "images_per_s": ref_rate,
+              "images_timed": n_ref}]
+
+    # ---- applying the poisons to a stored uint8 batch: CIFAR size, and ImageNet size
+    # (the CIFAR images upscaled bilinearly to 224x224: the same kernels at 49x the pixels)
+    apply_rows, lsp, ops_poison, noise, xb, yb = _apply_rows(x, y, 32, 1024)
+    rows += apply_rows
+    rows += _apply_rows(x, y, 224, 32 if quick else 128)[0]
+    rows_t, cols_t = ops_poison.rows, ops_poison.cols
+    colour255 = (ops_poison.colours * 255).to(torch.uint8)
 
     # ---- one sample per call, as a Dataset's __getitem__ runs it in a DataLoader worker
     one, label, index = xb[0], int(yb[0]), 0
