@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import ops
-from .._io import load_dict, save_dict
+from .._io import atomic_write, load_dict, save_dict
 from .._images import as_plain_tensor
 
 FORMAT = "poisonkit.projection"
