@@ -14,7 +14,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from poisonkit._io import write_json, write_text

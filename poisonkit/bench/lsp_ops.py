@@ -9,7 +9,6 @@ import time
 import numpy as np
 import torch
 
-from poisonkit import ops
 from poisonkit.poisons.lsp import LSPPoison
 from poisonkit.poisons.one_pixel import OnePixelShortcut
 

@@ -1,7 +1,6 @@
 """Every protocol's transform order and geometry on a tiny batch, against a hand-written
 per-image torchvision pipeline of the reference (same random draws replayed)."""
 import io
-import math
 
 import numpy as np
 import pytest
