@@ -1,7 +1,9 @@
 """The counterfactual check of "A simple and efficient baseline for data attribution on
 images" on a CPU: for a sample of test images, remove the k training images an attribution
 method ranks first, retrain the small CNN from the same seed, and count how often the
-test image's prediction changes. Methods: SimCLR features (trained here), the supervised
+test image's prediction changes and how much the retrained model's probability of the
+originally predicted class drops (a continuous measure: a flip needs the drop to cross the
+runner-up, so it averages over fewer queries than the drop does). Methods: SimCLR features (trained here), the supervised
 features of the model trained on the full subset, pixel-space nearest neighbours, k random
 images. A method whose removals flip more predictions than random ones found images the
 prediction rests on.
@@ -27,7 +29,8 @@ from poisonkit.attribution.backbones import pixel_backbone
 from poisonkit.attribution.embed import embed
 from poisonkit.attribution.knn import knn
 from poisonkit.attribution.ssl import SimCLRConfig, train_simclr
-from poisonkit.attribution.supervised import load_supervised, predict, supervised_backbone, train_supervised
+from poisonkit.attribution.supervised import (class_probabilities, load_supervised, supervised_backbone,
+                                              train_supervised)
 from poisonkit.data import load_dataset
 from poisonkit.eval.train import TrainConfig
 
@@ -51,20 +54,20 @@ def train_config(args, seed: int) -> TrainConfig:
 
 
 def retrain(data, keep: torch.Tensor, queries: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """Predictions on the queries of the small CNN trained on data.x_train[keep]."""
+    """Class probabilities [N, K] on the queries of the small CNN trained on data.x_train[keep]."""
     net, _ = train_supervised(data.x_train[keep], data.y_train[keep], data.num_classes, config=config,
                               test=(queries, torch.zeros(len(queries), dtype=torch.int64)))
-    return predict(net, queries)
+    return class_probabilities(net, queries)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data/cifar10-10k.npz"))
     ap.add_argument("--train", type=int, default=1000, help="random training subset size")
-    ap.add_argument("--queries", type=int, default=8, help="test images attributed")
+    ap.add_argument("--queries", type=int, default=16, help="test images attributed")
     ap.add_argument("--k", type=int, nargs="+", default=[25, 100])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--epochs", type=int, default=3, help="epochs of every retrain")
+    ap.add_argument("--epochs", type=int, default=4, help="epochs of every retrain")
     ap.add_argument("--batch-size", type=int, default=32, help="of every retrain (small: more steps)")
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--ssl-epochs", type=int, default=15)
@@ -103,7 +106,7 @@ def main() -> None:
                 test=(data.x_test, data.y_test)))
             timing.setdefault("supervised_train", t)
         net, state = load_supervised(path)
-        baselines[seed] = (net, state, predict(net, queries))
+        baselines[seed] = (net, state, class_probabilities(net, queries))
     backbones = {"simclr": ssl, "supervised": supervised_backbone(*baselines[args.seeds[0]][:2]),
                  "pixels": pixel_backbone(tuple(data.x_train.shape[1:]))}
     kmax = max(args.k)
@@ -120,7 +123,8 @@ def main() -> None:
     # seed-major: a cut run holds every method and k for its first queries under seed 0
     for seed in [] if args.summary_only else args.seeds:
         for q in range(len(queries)):
-            base_pred = int(baselines[seed][2][q])
+            base_prob, base_pred = (float(v) for v in baselines[seed][2][q].max(0))
+            base_pred = int(base_pred)
             for k in args.k:
                 for method in METHODS:
                     cell = out / "cells" / f"q{q}_s{seed}_k{k}_{method}.json"
@@ -133,11 +137,14 @@ def main() -> None:
                         removed = rankings[method][q, :k]
                     keep = torch.ones(len(data.x_train), dtype=torch.bool)
                     keep[removed] = False
-                    pred, t = timed(lambda: retrain(data, keep, queries[q:q + 1], train_config(args, seed)))
+                    prob, t = timed(lambda: retrain(data, keep, queries[q:q + 1], train_config(args, seed))[0])
+                    pred = prob.argmax(0, keepdim=True)
                     removed_same_class = float((data.y_train[removed] == query_labels[q]).float().mean())
                     write_json(cell, {"query": q, "test_index": int(pick[q]), "label": int(query_labels[q]),
                                       "seed": seed, "k": k, "method": method, "base_prediction": base_pred,
                                       "prediction": int(pred[0]), "flipped": int(pred[0]) != base_pred,
+                                      "base_probability": base_prob,
+                                      "probability_after": float(prob[base_pred]),
                                       "removed_same_class": removed_same_class, **t})
                     print(f"q{q} seed {seed} k {k} {method}: {base_pred} -> {int(pred[0])} ({t['wall_s']:.0f} s)",
                           flush=True)
@@ -149,7 +156,9 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    # cells of an older run (no probabilities recorded) cannot enter the drop column
+    cells = [c for c in (json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json")))
+             if "probability_after" in c]
     groups = {}
     for c in cells:  # a cut run: only (query, seed, k) groups measured for every method count
         groups.setdefault((c["query"], c["seed"], c["k"]), []).append(c)
@@ -160,11 +169,15 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
         table.setdefault((c["method"], c["k"]), []).append(c)
     rows = []
     for (method, k), cs in sorted(table.items(), key=lambda x: (x[0][1], METHODS.index(x[0][0]))):
+        drops = torch.tensor([c["base_probability"] - c["probability_after"] for c in cs])
+        flips = sum(c["flipped"] for c in cs) / len(cs)
         rows.append({"method": method, "k": k, "cells": len(cs),
-                     "flip_rate": sum(c["flipped"] for c in cs) / len(cs),
+                     "flip_rate": flips, "flip_rate_se": (flips * (1 - flips) / len(cs)) ** 0.5,
+                     "probability_drop": float(drops.mean()),
+                     "probability_drop_se": float(drops.std() / len(cs) ** 0.5) if len(cs) > 1 else None,
                      "removed_same_class": sum(c["removed_same_class"] for c in cs) / len(cs)})
     seeds = sorted(baselines)
-    base = {s: baselines[s][2].tolist() for s in seeds}
+    base = {s: baselines[s][2].argmax(1).tolist() for s in seeds}
     seed_flips = (sum(a != b for a, b in zip(base[seeds[0]], base[seeds[1]])) / len(base[seeds[0]])
                   if len(seeds) > 1 else None)
     done = sorted({c["query"] for c in cells})
@@ -180,9 +193,15 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
              f"(of {args.queries} planned); "
              f"small CNN retrained {args.epochs} epochs (batch {args.batch_size}, lr {args.lr}) without each query's top-k "
              f"training images, same seed as the reference model; seeds {args.seeds}.", "",
-             "| k | method | flip rate | cells | removed images of the query's class |", "|---|---|---|---|---|"]
-    lines += [f"| {r['k']} | {r['method']} | {r['flip_rate']:.0%} | {r['cells']} | {r['removed_same_class']:.0%} |"
-              for r in rows]
+             "flip rate: predictions changed (± binomial standard error); drop: the retrained model's "
+             "probability of the originally predicted class, full-data model minus retrained (± standard "
+             "error over the cells).", "",
+             "| k | method | flip rate | probability drop | cells | removed images of the query's class |",
+             "|---|---|---|---|---|---|"]
+    se = lambda v: "" if v is None else f" ± {v:.3f}"
+    lines += [f"| {r['k']} | {r['method']} | {r['flip_rate']:.0%} ± {r['flip_rate_se']:.0%} | "
+              f"{r['probability_drop']:+.3f}{se(r['probability_drop_se'])} | {r['cells']} | "
+              f"{r['removed_same_class']:.0%} |" for r in rows]
     lines += ["", "Time per method (ranking = embedding the training set and the queries + top-k; "
               "wall and CPU seconds, one thread, machine shared with other jobs):", "",
               "| step | wall s | CPU s |", "|---|---|---|"]
@@ -198,14 +217,18 @@ def summarize(out: Path, state_dir: Path, args, ssl_state: dict, baselines: dict
               "10 nearest training images; how semantic the neighbours are): "
               + ", ".join(f"{n} {a:.1%}" for n, a in knn_accuracy.items()) + ".", ""]
     write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for method in METHODS:
-        pts = sorted((r["k"], r["flip_rate"]) for r in rows if r["method"] == method)
-        if pts:
-            ax.plot(*zip(*pts), marker="o", label=method)
-    ax.set_xlabel("k training images removed")
-    ax.set_ylabel("prediction flip rate")
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, key, label in ((axes[0], "flip_rate", "prediction flip rate"),
+                           (axes[1], "probability_drop", "drop in p(original prediction)")):
+        for method in METHODS:
+            pts = sorted((r["k"], r[key], r.get(f"{key}_se") or 0.0) for r in rows
+                         if r["method"] == method)
+            if pts:
+                ks, values, errors = zip(*pts)
+                ax.errorbar(ks, values, yerr=errors, marker="o", capsize=3, label=method)
+        ax.set_xlabel("k training images removed")
+        ax.set_ylabel(label)
+    axes[0].legend()
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=120)
     print("\n".join(lines))

@@ -2,11 +2,10 @@
 //   lsp_classes: class centres [K, F] and mixing matrices [K, F, F] drawn from the key
 //   lsp_generate: the perturbations, float32 [N, C, H, W]
 //   lsp_poison: images plus their perturbations, clipped (uint8 truncated)
-#include <ATen/Parallel.h>
+#include "parallel.h"
 
 #include <cmath>
 #include <tuple>
-#include <vector>
 
 #include "lsp_args.h"
 #include "checks.h"
@@ -93,14 +92,13 @@ std::tuple<at::Tensor, at::Tensor> lsp_classes_cpu(int64_t key, int64_t num_clas
   return {centres, mixing};
 }
 
-// Runs body(i, scratch) for every sample on at::parallel_for, with per-thread scratch.
+// Runs body(i, scratch) for every sample under parallel.h's policy, with per-thread
+// scratch. Work per sample: the F x F mixing product plus the image's reads and writes.
 template <typename Body>
 void for_each_sample(int64_t n, const LspParams& p, const Body& body) {
-  const size_t scratch_floats = lsp_cpu_scratch_floats(p);
-  const int64_t grain = std::max<int64_t>(1, 16384 / (p.channels * p.plane()));
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(scratch_floats);
-    for (int64_t i = begin; i < end; ++i) body(i, scratch.data());
+  const int64_t work = int64_t{p.features()} * p.features() + 2 * p.channels * p.plane();
+  parallel_items(n, work, lsp_cpu_scratch_floats(p), [&](int64_t begin, int64_t end, float* scratch) {
+    for (int64_t i = begin; i < end; ++i) body(i, scratch);
   });
 }
 

@@ -4,13 +4,12 @@
 //   one_pixel_search: the scores of every (position, colour) and the greedy per-class
 //     choice, from the moments (small; CPU)
 //   one_pixel_apply: sets each image's pixel of its class to the class's colour
-#include <ATen/Parallel.h>
-
 #include <cmath>
 #include <tuple>
 
 #include "one_pixel_args.h"
 #include "checks.h"
+#include "parallel.h"
 #include "registration.h"
 
 namespace poisonkit {
@@ -79,7 +78,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> one_pixel_moments_cpu_impl(
   double* q = squares.data_ptr<double>();
   // Threads take disjoint element ranges of every image: no shared accumulators.
   dispatch_image_dtype(x, [&]<typename T>() {
-    at::parallel_for(0, size, 64, [&](int64_t begin, int64_t end) {
+    parallel_items(size, 3 * n, 0, [&](int64_t begin, int64_t end, float*) {  // 1 read, 2 sums
       one_pixel_moments_cpu<T>(x.data_ptr<T>(), lab, n, size, begin, end, s, q);
     });
   });
@@ -137,11 +136,11 @@ at::Tensor one_pixel_apply_cpu(const at::Tensor& x_in, const at::Tensor& labels_
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* pos = positions.data_ptr<int64_t>();
   const float* col = colours.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(1, 65536 / size);
   dispatch_image_dtype(x, [&]<typename T>() {
     const T* src = x.data_ptr<T>();
     T* dst = out.data_ptr<T>();
-    at::parallel_for(0, x.size(0), grain, [&](int64_t begin, int64_t end) {
+    // A copy: each image reads and writes `size` values.
+    parallel_items(x.size(0), 2 * size, 0, [&](int64_t begin, int64_t end, float*) {
       for (int64_t i = begin; i < end; ++i)
         one_pixel_apply_sample_cpu<T>(src + i * size, dst + i * size, C, plane, pos[lab[i]],
                                       col + lab[i] * C);

@@ -59,10 +59,18 @@ def supervised_backbone(net: torch.nn.Module, state: dict) -> Backbone:
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Predicted classes of uint8 NCHW images under the harness's normalisation."""
+def class_probabilities(net: torch.nn.Module, images: torch.Tensor,
+                        batch_size: int = 512) -> torch.Tensor:
+    """Softmax class probabilities [N, K] of uint8 NCHW images under the harness's
+    normalisation."""
     from ..eval.protocols import HARNESS
     net.eval()
-    out = [net(HARNESS.prep(images[i:i + batch_size].float() / 255)).argmax(1)
-           for i in range(0, len(images), batch_size)]
+    with torch.no_grad():
+        out = [net(HARNESS.prep(images[i:i + batch_size].float() / 255)).softmax(1)
+               for i in range(0, len(images), batch_size)]
     return torch.cat(out)
+
+
+def predict(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Predicted classes of uint8 NCHW images under the harness's normalisation."""
+    return class_probabilities(net, images, batch_size).argmax(1)

@@ -142,15 +142,20 @@ class Poison(ImageTransform):
 
     def _labels(self, labels, batch: torch.Tensor, single: bool) -> torch.Tensor:
         labels = _as_index_tensor("labels", labels, batch, single)
-        if not torch.compiler.is_compiling() and labels.numel() and (
-                labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"labels: expected class indices in [0, {self.num_classes}), got "
-                             f"values in [{int(labels.min())}, {int(labels.max())}]")
+        if not torch.compiler.is_compiling() and labels.numel():
+            lo, hi = map(int, torch.aminmax(labels))  # one pass, plain ints to compare
+            if lo < 0 or hi >= self.num_classes:
+                raise ValueError(f"labels: expected class indices in [0, {self.num_classes}), "
+                                 f"got values in [{lo}, {hi}]")
         return labels
 
     # ---- v2 Transform plumbing ----
 
     def forward(self, *inputs: Any) -> Any:
+        if self._plain_batch(inputs):  # poison(images, labels[, indices]): no tree to walk
+            return (self.transform(inputs[0], {"labels": inputs[1],
+                                               "indices": inputs[2] if len(inputs) == 3 else None}),
+                    *inputs[1:])
         sample = inputs if len(inputs) > 1 else inputs[0]
         labels = _getter(self.labels_getter, 1, ("labels", "label", "target", "targets"))(sample)
         indices = _getter(self.indices_getter, 2, ("indices", "index", "idx"))(sample)
@@ -169,6 +174,14 @@ class Poison(ImageTransform):
         params = {"labels": labels, "indices": indices}
         return tree_unflatten([self.transform(x, params) if n else x for x, n in zip(flat, needs)],
                               spec)
+
+    def _plain_batch(self, inputs: tuple) -> bool:
+        """(tensor, label[, index]) as plain tensors or ints, with the default getters: the
+        general path below would find the same image, labels and indices, at a cost
+        comparable to a 32x32 batch's op."""
+        return (2 <= len(inputs) <= 3 and type(inputs[0]) is torch.Tensor
+                and self.labels_getter == "default" and self.indices_getter == "default"
+                and all(type(t) in (torch.Tensor, int) for t in inputs[1:]))
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         from ..transforms.functional import poison
@@ -219,4 +232,4 @@ def _as_index_tensor(name: str, value, batch: torch.Tensor, single: bool) -> tor
         raise ValueError(f"{name}: expected shape {expected} for images of shape "
                          f"{tuple(batch.shape[1:]) if single else tuple(batch.shape)}, "
                          f"got {tuple(t.shape)}")
-    return t.reshape(-1).long()
+    return (t if t.dim() == 1 else t.reshape(-1)).long()

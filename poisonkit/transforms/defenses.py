@@ -21,7 +21,10 @@ class Sharpen(ImageTransform):
     """SSK: a fixed sharpening kernel (center c, neighbours -(c-1)/4), clamped to [0, 1].
 
     padding='valid' is the reference's (32x32 -> 30x30); 'reflect', 'replicate' and
-    'zeros' keep the size.
+    'zeros' keep the size. Only images are filtered: with 'valid', a sample that also holds
+    a Mask or BoundingBoxes no longer has one size, and a later geometric v2 transform
+    (RandomCrop, Resize) refuses it ("multiple HxW dimensions"). Pick a size-keeping
+    padding for such samples, or crop their masks to match.
     """
 
     def __init__(self, center: float = 2.5, padding: str = "valid"):
@@ -41,7 +44,8 @@ class RandomSharpen(ImageTransform):
     c ~ N(center, std), n1..n4 ~ N((c-1)/4, std). Draws come from ``generator`` (or a new
     one seeded with ``seed``; with neither, torch's global RNG). A seeded transform copied
     into DataLoader workers repeats the same draws in every worker: seed per worker if
-    that matters. padding='valid' is the reference's.
+    that matters. padding='valid' is the reference's; it shrinks images but not masks
+    (see Sharpen).
     """
 
     def __init__(self, center: float = 2.5, std: float = 0.1, padding: str = "valid",
