@@ -9,7 +9,8 @@
 #    every requires_cuda test (CPU vs CUDA parity, all dtypes; a missing data file or
 #    plugin fails them, never skips), the GPU benchmarks (images/s and % of HBM roofline
 #    at batch 4096 against torch/kornia/torchvision on the same GPU), the DALI pipeline on
-#    the GPU (with DALI's built-ins), and one small eval (bf16 autocast, channels_last).
+#    the GPU (with DALI's built-ins), EM crafting vs the reference loop on the GPU, and one
+#    small eval (bf16 autocast, channels_last).
 # Each step has its own timeout; the steps' sum stays under 8 minutes. Everything goes to
 # benchmarks/results/gpu/ (logs, junit XML, results JSON + md, the eval report), or to
 # $GPU_CHECK_OUT. Needs the pinned environment (requirements.txt): PY=/path/to/python,
@@ -72,7 +73,7 @@ if [ "$gpu" -eq 1 ] && [ "$missing" -eq 0 ]; then
 fi
 
 # ---- 3. everywhere: the modules import, the CUDA tests exist and collect ----
-need "$PY" -c "import poisonkit.bench.gpu, poisonkit.bench.op_suite, poisonkit.bench.dali_pipeline, \
+need "$PY" -c "import poisonkit.bench.gpu, poisonkit.bench.op_suite, poisonkit.bench.dali_pipeline, poisonkit.bench.em, \
 poisonkit.ops, poisonkit.dali, poisonkit.defenses.jpeg, poisonkit.eval.run"
 CUDA_TESTS="tests/ops tests/defenses tests/test_dali.py"
 collected=$("$PY" -m pytest -q --collect-only -m requires_cuda $CUDA_TESTS 2>/dev/null | grep -c "::")
@@ -96,6 +97,7 @@ step dali_gpu 45 "$PY" -c "from poisonkit.bench import common, dali_pipeline; co
 dali_pipeline.main(['--device-id', '0', '--batch', '1024', '--threads', '4'])"
 # after the DALI step: its leaderboard then covers both
 step bench_gpu 100 "$PY" -m poisonkit bench --only gpu --out "$OUT"
+step em_gpu 60 "$PY" -c "from poisonkit.bench import common, em; common.configure('$OUT'); em.main(device='cuda')"
 step eval_gpu 90 "$PY" -m poisonkit eval --data "$POISONKIT_DATA" --device cuda --model resnet18 \
   --epochs 3 --batch-size 512 --poison blur --defense none --defense rsk+ff --out "$OUT/eval"
 

@@ -75,10 +75,11 @@ def _min_min_attack(images, labels, model, noise, steps):
 
 
 def reference_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
-                        train_steps: int) -> torch.Tensor:
-    """One outer iteration of the reference's sample-wise loop (uint8 NCHW images)."""
+                        train_steps: int, device: str = "cpu") -> torch.Tensor:
+    """One outer iteration of the reference's sample-wise loop (uint8 NCHW images); on
+    CUDA each batch and mask moves to the GPU as the reference's .cuda() calls do."""
     loader = DataLoader(_CifarLike(images, labels), batch_size=BATCH, shuffle=False)
-    model = build_surrogate("small", 10, tuple(images.shape[1:]), key=0)
+    model = build_surrogate("small", 10, tuple(images.shape[1:]), key=0).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     noise = torch.zeros(len(images), *images.shape[1:])
     cords = [(0, x.shape[1], 0, x.shape[2]) for batch, _ in loader for x in batch]
@@ -92,6 +93,7 @@ def reference_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
         for i in range(len(x)):
             x[i] = x[i] + _mask(noise[train_idx], x[i].shape, cords[train_idx])
             train_idx += 1
+        x, y = x.to(device), y.to(device)
         model.train()
         for p in model.parameters():
             p.requires_grad = True
@@ -108,7 +110,8 @@ def reference_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
         model.eval()
         for p in model.parameters():
             p.requires_grad = False
-        _, eta = _min_min_attack(x, y, model, torch.stack(batch_noise), steps)
+        _, eta = _min_min_attack(x.to(device), y.to(device), model,
+                                 torch.stack(batch_noise).to(device), steps)
         for i, delta in enumerate(eta):
             x1, x2, y1, y2 = cords[start + i]
             noise[start + i] = delta[:, x1:x2, y1:y2].detach().cpu().clone()
@@ -117,20 +120,21 @@ def reference_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
         for i in range(len(x)):
             x[i] = x[i] + _mask(noise[idx], x[i].shape, cords[idx])
             idx += 1
-        errors += (model(x).argmax(1) != y).sum().item()
+        errors += (model(x.to(device)).argmax(1) != y.to(device)).sum().item()
     return noise
 
 
 def floor_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
-                    train_steps: int) -> None:
+                    train_steps: int, device: str = "cpu") -> None:
     """The model passes of one outer iteration as the reference runs them (NCHW, BatchNorm
     layers, float32), and nothing else: train_steps weight steps, `steps` input-gradient
     passes per batch, one forward pass per batch, on tensors already in memory. The
     reference's distance to it is all that a faster loop around the same passes could
     gain; anything beyond must make the passes themselves cheaper."""
-    model = build_surrogate("small", 10, tuple(images.shape[1:]), key=0)
+    model = build_surrogate("small", 10, tuple(images.shape[1:]), key=0).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    x_all, batches = images.float() / 255, range(0, len(images), BATCH)
+    x_all, batches = images.to(device).float() / 255, range(0, len(images), BATCH)
+    labels = labels.to(device)
     model.train()
     for i in range(train_steps):
         start = batches[i % len(batches)]
@@ -146,12 +150,15 @@ def floor_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
     with torch.no_grad():
         for start in batches:
             model(x_all[start:start + BATCH])
+    if device != "cpu":
+        torch.cuda.synchronize()
 
 
 def ours_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
-                   train_steps: int, fold_batchnorm: bool = True) -> torch.Tensor:
+                   train_steps: int, fold_batchnorm: bool = True,
+                   device: str = "cpu") -> torch.Tensor:
     em = ErrorMinimizing(10, steps=steps, train_steps=train_steps, max_iterations=1,
-                         batch_size=BATCH, progress=False, device="cpu", key=1)
+                         batch_size=BATCH, progress=False, device=device, key=1)
     if fold_batchnorm:
         return em.craft(images, labels).delta
     # ablation: the attack model is a frozen copy with its BatchNorm layers kept
@@ -160,16 +167,20 @@ def ours_iteration(images: torch.Tensor, labels: torch.Tensor, steps: int,
         return em.craft(images, labels).delta
 
 
-def main(quick: bool = False) -> None:
+def main(quick: bool = False, device: str = "cpu") -> None:
+    """device='cuda' (benchmarks/gpu_check.sh): both loops on the GPU, 4,096 images."""
     torch.set_num_threads(2)
     n, steps, train_steps, repeats = (128, 1, 1, 1) if quick else (512, 10, 1, 2)
+    if device != "cpu":
+        n = 4096
     images, labels = load_cifar(10000)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
     x, y = images[pick], labels[pick]
-    impls = {"reference": lambda: reference_iteration(x, y, steps, train_steps),
-             "ours, BatchNorm not folded": lambda: ours_iteration(x, y, steps, train_steps, False),
-             "ours": lambda: ours_iteration(x, y, steps, train_steps),
-             "floor": lambda: floor_iteration(x, y, steps, train_steps)}
+    impls = {"reference": lambda: reference_iteration(x, y, steps, train_steps, device),
+             "ours, BatchNorm not folded": lambda: ours_iteration(x, y, steps, train_steps, False,
+                                                                  device),
+             "ours": lambda: ours_iteration(x, y, steps, train_steps, device=device),
+             "floor": lambda: floor_iteration(x, y, steps, train_steps, device)}
     times = {name: [] for name in impls}
     load = [os.getloadavg()[0]]
     for _ in range(repeats):   # interleaved: the machine's load hits every one alike
@@ -180,14 +191,14 @@ def main(quick: bool = False) -> None:
             load.append(os.getloadavg()[0])
             print(f"{name}: {times[name][-1]:.1f} s (load {load[-1]:.1f})", flush=True)
     case = (f"EM sample-wise, small CNN, {n} CIFAR images, batch {BATCH}, {steps} PGD steps, "
-            f"{train_steps} train step")
-    names = {"ours": "poisonkit ErrorMinimizing (CPU)",
+            f"{train_steps} train step, {device}")
+    names = {"ours": f"poisonkit ErrorMinimizing ({device})",
              "ours, BatchNorm not folded": "ErrorMinimizing without BatchNorm folding (ablation)",
              "reference": "reference loop (Unlearnable-Examples, re-written, its data path)",
              "floor": "the reference's model passes alone (NCHW, BatchNorm, float32; no loop)"}
     rows = [{"case": case, "impl": names[name], "images_per_s": n / min(t), "seconds": t}
             for name, t in sorted(times.items(), key=lambda kv: kv[0] != "ours")]
-    write_results("em", rows, "Error-minimizing noise generation (images/s per outer iteration)",
+    write_results("em" if device == "cpu" else f"em_{device}", rows, "Error-minimizing noise generation (images/s per outer iteration)",
                   notes=("One outer iteration (train steps + noise update over all images + "
                          "stop-condition pass), best of interleaved repeats, 2 torch threads on "
                          f"a 2-core machine shared with other jobs (1-min load average "
