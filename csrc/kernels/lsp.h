@@ -61,6 +61,18 @@ PK_HD float lsp_feature(const float* z, const float* centre, const float* mixing
   return acc;
 }
 
+// The whole point z A + centre into point [F], accumulated row by row of A: contiguous
+// reads of A for a CPU, and for each j the same sums in the same order as lsp_feature.
+PK_HD void lsp_point(const float* z, const float* centre, const float* mixing, int F,
+                     float* point) {
+  for (int j = 0; j < F; ++j) point[j] = centre[j];
+  for (int i = 0; i < F; ++i) {
+    const float zi = z[i];
+    const float* row = mixing + static_cast<int64_t>(i) * F;
+    for (int j = 0; j < F; ++j) point[j] += zi * row[j];
+  }
+}
+
 // Factor from the point's norm to the upsampled perturbation's L2 norm: every feature is
 // repeated patch^2 times. A zero point stays zero.
 PK_HD float lsp_scale(const LspParams& p, double point_norm) {

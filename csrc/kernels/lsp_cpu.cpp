@@ -15,11 +15,9 @@ void scaled_point(const float* centre, const float* mixing, uint64_t index, cons
                   float* z, float* point) {
   const int F = p.features();
   normal_run(philox_stream(p.key, index, kLspSampleStream), 0, F, z);
+  lsp_point(z, centre, mixing, F, point);
   double sq = 0.0;
-  for (int j = 0; j < F; ++j) {
-    point[j] = lsp_feature(z, centre, mixing, F, j);
-    sq += static_cast<double>(point[j]) * point[j];
-  }
+  for (int j = 0; j < F; ++j) sq += static_cast<double>(point[j]) * point[j];
   const float scale = lsp_scale(p, std::sqrt(sq));
   for (int j = 0; j < F; ++j) point[j] *= scale;
 }
