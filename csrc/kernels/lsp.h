@@ -61,15 +61,25 @@ PK_HD float lsp_feature(const float* z, const float* centre, const float* mixing
   return acc;
 }
 
-// The whole point z A + centre into point [F], accumulated row by row of A: contiguous
-// reads of A for a CPU, and for each j the same sums in the same order as lsp_feature.
-PK_HD void lsp_point(const float* z, const float* centre, const float* mixing, int F,
-                     float* point) {
-  for (int j = 0; j < F; ++j) point[j] = centre[j];
-  for (int i = 0; i < F; ++i) {
-    const float zi = z[i];
-    const float* row = mixing + static_cast<int64_t>(i) * F;
-    for (int j = 0; j < F; ++j) point[j] += zi * row[j];
+// The points z_g A + centre of G samples of one class into points [G, F] (z [G, F]),
+// accumulated row by row of A in blocks of columns: contiguous reads of A, each read once
+// for all G points (the matrix is F^2 floats, 22 MB at 224x224), and for each (g, j) the
+// same sums in the same order as lsp_feature.
+PK_HD void lsp_points(const float* z, const float* centre, const float* mixing, int F, int G,
+                      float* points) {
+  constexpr int kBlock = 256;  // columns per pass: G x 256 partial sums stay in L1
+  for (int j0 = 0; j0 < F; j0 += kBlock) {
+    const int j1 = j0 + kBlock < F ? j0 + kBlock : F;
+    for (int g = 0; g < G; ++g)
+      for (int j = j0; j < j1; ++j) points[static_cast<int64_t>(g) * F + j] = centre[j];
+    for (int i = 0; i < F; ++i) {
+      const float* row = mixing + static_cast<int64_t>(i) * F;
+      for (int g = 0; g < G; ++g) {
+        const float zi = z[static_cast<int64_t>(g) * F + i];
+        float* point = points + static_cast<int64_t>(g) * F;
+        for (int j = j0; j < j1; ++j) point[j] += zi * row[j];
+      }
+    }
   }
 }
 
@@ -94,22 +104,33 @@ PK_HD void lsp_store(uint8_t v, float delta, uint8_t* out) {
 }
 PK_HD void lsp_store(float v, float delta, float* out) { *out = clamp_unit(v + delta); }
 
-// ---- CPU driver (lsp_cpu.cpp), one sample per call.
+// ---- CPU driver (lsp_cpu.cpp): G samples of one class per call (G = 1: one sample).
+constexpr int kLspCpuGroup = 8;  // samples sharing one pass over their class's mixing matrix
+
 // Class tables: centres [K, F] and mixing [K, F, F].
 void lsp_class_tables_cpu(uint64_t key, int num_classes, int features, float class_sep,
                           float* centres, float* mixing);
 
-// scratch holds lsp_cpu_scratch_floats(p) floats.
-size_t lsp_cpu_scratch_floats(const LspParams& p);
+// scratch holds lsp_cpu_scratch_floats(p, G) floats.
+size_t lsp_cpu_scratch_floats(const LspParams& p, int G = 1);
 
-// The perturbation of one sample into out [C, H, W] (float, [0,1] units).
-void lsp_generate_sample_cpu(const float* centre, const float* mixing, uint64_t index,
-                             const LspParams& p, float* out, float* scratch);
+// The perturbations of G samples of one class (dataset indices[g]) into outs[g] [C, H, W]
+// (float, [0,1] units).
+void lsp_generate_samples_cpu(const float* centre, const float* mixing, const uint64_t* indices,
+                              int G, const LspParams& p, float* const* outs, float* scratch);
 
-// Poisons one image [C, H, W].
+// Poisons G images [C, H, W] of one class.
+template <typename T>
+void lsp_poison_samples_cpu(const T* const* images, T* const* outs, const float* centre,
+                            const float* mixing, const uint64_t* indices, int G,
+                            const LspParams& p, float* scratch);
+
+// One image (DALI's per-sample call).
 template <typename T>
 void lsp_poison_sample_cpu(const T* image, T* out, const float* centre, const float* mixing,
-                           uint64_t index, const LspParams& p, float* scratch);
+                           uint64_t index, const LspParams& p, float* scratch) {
+  lsp_poison_samples_cpu<T>(&image, &out, centre, mixing, &index, 1, p, scratch);
+}
 
 #if defined(POISONKIT_WITH_CUDA)
 // ---- CUDA driver (lsp_cuda.cu): one block per sample. centres [K, F], mixing [K, F, F],

@@ -4,8 +4,11 @@
 //   lsp_poison: images plus their perturbations, clipped (uint8 truncated)
 #include "parallel.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <tuple>
+#include <vector>
 
 #include "lsp_args.h"
 #include "checks.h"
@@ -92,14 +95,30 @@ std::tuple<at::Tensor, at::Tensor> lsp_classes_cpu(int64_t key, int64_t num_clas
   return {centres, mixing};
 }
 
-// Runs body(i, scratch) for every sample under parallel.h's policy, with per-thread
-// scratch. Work per sample: the F x F mixing product plus the image's reads and writes.
+// Runs body(rows, G, scratch) under parallel.h's policy for groups of at most kLspCpuGroup
+// batch positions of one class (so the CPU driver reads a class's mixing matrix once per
+// group), with per-thread scratch. Grouping changes no value: each sample's sums are its own.
 template <typename Body>
-void for_each_sample(int64_t n, const LspParams& p, const Body& body) {
-  const int64_t work = int64_t{p.features()} * p.features() + 2 * p.channels * p.plane();
-  parallel_items(n, work, lsp_cpu_scratch_floats(p), [&](int64_t begin, int64_t end, float* scratch) {
-    for (int64_t i = begin; i < end; ++i) body(i, scratch);
-  });
+void for_each_class_group(const int64_t* labels, int64_t n, const LspParams& p,
+                          const Body& body) {
+  std::vector<int64_t> order(n), starts;
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return labels[a] < labels[b]; });
+  for (int64_t i = 0; i < n; ++i)
+    if (i == 0 || labels[order[i]] != labels[order[i - 1]] || i - starts.back() == kLspCpuGroup)
+      starts.push_back(i);
+  starts.push_back(n);
+  // Work per group: each sample's F x F product plus its image's reads and writes.
+  const int64_t work =
+      kLspCpuGroup * (int64_t{p.features()} * p.features() + 2 * p.channels * p.plane());
+  parallel_items(static_cast<int64_t>(starts.size()) - 1, work,
+                 lsp_cpu_scratch_floats(p, kLspCpuGroup),
+                 [&](int64_t begin, int64_t end, float* scratch) {
+                   for (int64_t g = begin; g < end; ++g)
+                     body(order.data() + starts[g], static_cast<int>(starts[g + 1] - starts[g]),
+                          scratch);
+                 });
 }
 
 at::Tensor lsp_generate_cpu(const at::Tensor& centres_in, const at::Tensor& mixing_in,
@@ -117,9 +136,15 @@ at::Tensor lsp_generate_cpu(const at::Tensor& centres_in, const at::Tensor& mixi
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* idx = indices.data_ptr<int64_t>();
   float* dst = out.data_ptr<float>();
-  for_each_sample(n, p, [&](int64_t i, float* scratch) {
-    lsp_generate_sample_cpu(c + lab[i] * F, a + lab[i] * F * F, static_cast<uint64_t>(idx[i]), p,
-                            dst + i * size, scratch);
+  for_each_class_group(lab, n, p, [&](const int64_t* rows, int G, float* scratch) {
+    uint64_t group_indices[kLspCpuGroup];
+    float* outs[kLspCpuGroup];
+    for (int g = 0; g < G; ++g) {
+      group_indices[g] = static_cast<uint64_t>(idx[rows[g]]);
+      outs[g] = dst + rows[g] * size;
+    }
+    const int64_t k = lab[rows[0]];
+    lsp_generate_samples_cpu(c + k * F, a + k * F * F, group_indices, G, p, outs, scratch);
   });
   return out;
 }
@@ -135,9 +160,18 @@ void lsp_poison_batch_cpu(const at::Tensor& x, const at::Tensor& centres,
   const float* a = mixing.data_ptr<float>();
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* idx = indices.data_ptr<int64_t>();
-  for_each_sample(x.size(0), p, [&](int64_t i, float* scratch) {
-    lsp_poison_sample_cpu<T>(src + i * size, dst + i * size, c + lab[i] * F, a + lab[i] * F * F,
-                             static_cast<uint64_t>(idx[i]), p, scratch);
+  for_each_class_group(lab, x.size(0), p, [&](const int64_t* rows, int G, float* scratch) {
+    uint64_t group_indices[kLspCpuGroup];
+    const T* images[kLspCpuGroup];
+    T* outs[kLspCpuGroup];
+    for (int g = 0; g < G; ++g) {
+      group_indices[g] = static_cast<uint64_t>(idx[rows[g]]);
+      images[g] = src + rows[g] * size;
+      outs[g] = dst + rows[g] * size;
+    }
+    const int64_t k = lab[rows[0]];
+    lsp_poison_samples_cpu<T>(images, outs, c + k * F, a + k * F * F, group_indices, G, p,
+                              scratch);
   });
 }
 
