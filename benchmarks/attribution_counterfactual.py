@@ -123,8 +123,8 @@ def main() -> None:
     # seed-major: a cut run holds every method and k for its first queries under seed 0
     for seed in [] if args.summary_only else args.seeds:
         for q in range(len(queries)):
-            base_prob, base_pred = (float(v) for v in baselines[seed][2][q].max(0))
-            base_pred = int(base_pred)
+            base_prob, base_pred = baselines[seed][2][q].max(0)
+            base_prob, base_pred = float(base_prob), int(base_pred)
             for k in args.k:
                 for method in METHODS:
                     cell = out / "cells" / f"q{q}_s{seed}_k{k}_{method}.json"
@@ -138,15 +138,15 @@ def main() -> None:
                     keep = torch.ones(len(data.x_train), dtype=torch.bool)
                     keep[removed] = False
                     prob, t = timed(lambda: retrain(data, keep, queries[q:q + 1], train_config(args, seed))[0])
-                    pred = prob.argmax(0, keepdim=True)
+                    pred = int(prob.argmax())
                     removed_same_class = float((data.y_train[removed] == query_labels[q]).float().mean())
                     write_json(cell, {"query": q, "test_index": int(pick[q]), "label": int(query_labels[q]),
                                       "seed": seed, "k": k, "method": method, "base_prediction": base_pred,
-                                      "prediction": int(pred[0]), "flipped": int(pred[0]) != base_pred,
+                                      "prediction": pred, "flipped": pred != base_pred,
                                       "base_probability": base_prob,
                                       "probability_after": float(prob[base_pred]),
                                       "removed_same_class": removed_same_class, **t})
-                    print(f"q{q} seed {seed} k {k} {method}: {base_pred} -> {int(pred[0])} ({t['wall_s']:.0f} s)",
+                    print(f"q{q} seed {seed} k {k} {method}: {base_pred} -> {pred} ({t['wall_s']:.0f} s)",
                           flush=True)
     summarize(out, state_dir, args, ssl_state, baselines, data, knn_accuracy)
 

@@ -65,9 +65,8 @@ def class_probabilities(net: torch.nn.Module, images: torch.Tensor,
     normalisation."""
     from ..eval.protocols import HARNESS
     net.eval()
-    with torch.no_grad():
-        out = [net(HARNESS.prep(images[i:i + batch_size].float() / 255)).softmax(1)
-               for i in range(0, len(images), batch_size)]
+    out = [net(HARNESS.prep(images[i:i + batch_size].float() / 255)).softmax(1)
+           for i in range(0, len(images), batch_size)]
     return torch.cat(out)
 
 
