@@ -49,14 +49,19 @@ PK_HD bool one_pixel_better(double candidate, double best) {
   return candidate != candidate || candidate >= best;
 }
 
+// A colour channel in [0,1] in the image's type (uint8: 0 or 255).
+template <typename T>
+PK_HD T one_pixel_value(float colour) {
+  T v;
+  store_unit(colour, &v, StoreMode{0.5f, true});
+  return v;
+}
+
 // The poisoned value at element i of an image [C, H, W] of class k.
 template <typename T>
 PK_HD T one_pixel_at(const T* image, int64_t i, int64_t plane, int64_t pixel, const float* colour) {
-  const int64_t c = i / plane;
   if (i % plane != pixel) return image[i];
-  T v;
-  store_unit(colour[c], &v, StoreMode{0.5f, true});
-  return v;
+  return one_pixel_value<T>(colour[i / plane]);
 }
 
 // ---- CPU driver (one_pixel_cpu.cpp).
@@ -75,7 +80,13 @@ void one_pixel_scores_cpu(const double* sums, const double* squares, const int64
 void one_pixel_select_cpu(const double* scores, int num_classes, int64_t entries,
                           int64_t* choice);
 
-// Sets each image's pixel: positions [K] (row * W + col), colours [K, C] in [0,1].
+// One image [C, H, W]: sets its pixel (row * W + col) to colour [C] in [0,1], in place
+// (the batch op copies the batch first, at memcpy speed, then sets N pixels).
+template <typename T>
+void one_pixel_set_sample_cpu(T* image, int channels, int64_t plane, int64_t pixel,
+                              const float* colour);
+
+// The same into out (a copy of image with the pixel set).
 template <typename T>
 void one_pixel_apply_sample_cpu(const T* image, T* out, int channels, int64_t plane,
                                 int64_t pixel, const float* colour);

@@ -64,18 +64,23 @@ void one_pixel_select_cpu(const double* scores, int num_classes, int64_t entries
 }
 
 template <typename T>
+void one_pixel_set_sample_cpu(T* image, int channels, int64_t plane, int64_t pixel,
+                              const float* colour) {
+  for (int c = 0; c < channels; ++c) image[c * plane + pixel] = one_pixel_value<T>(colour[c]);
+}
+
+template <typename T>
 void one_pixel_apply_sample_cpu(const T* image, T* out, int channels, int64_t plane,
                                 int64_t pixel, const float* colour) {
   std::memcpy(out, image, sizeof(T) * channels * plane);
-  for (int c = 0; c < channels; ++c) {
-    const int64_t i = c * plane + pixel;
-    out[i] = one_pixel_at(image, i, plane, pixel, colour);
-  }
+  one_pixel_set_sample_cpu(out, channels, plane, pixel, colour);
 }
 
-template void one_pixel_apply_sample_cpu<uint8_t>(const uint8_t*, uint8_t*, int, int64_t,
-                                                  int64_t, const float*);
-template void one_pixel_apply_sample_cpu<float>(const float*, float*, int, int64_t, int64_t,
-                                                const float*);
+#define POISONKIT_ONE_PIXEL_SAMPLE(T)                                                          \
+  template void one_pixel_set_sample_cpu<T>(T*, int, int64_t, int64_t, const float*);        \
+  template void one_pixel_apply_sample_cpu<T>(const T*, T*, int, int64_t, int64_t, const float*);
+POISONKIT_ONE_PIXEL_SAMPLE(uint8_t)
+POISONKIT_ONE_PIXEL_SAMPLE(float)
+#undef POISONKIT_ONE_PIXEL_SAMPLE
 
 }  // namespace poisonkit

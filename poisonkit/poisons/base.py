@@ -2,7 +2,8 @@
 
 A subclass implements ``apply(images, labels, indices) -> images``: images uint8 [0, 255]
 or float32 [0, 1], NCHW, already validated; labels and indices int64 [N] on the images'
-device (indices is None for a poison with ``needs_indices = False`` called without them).
+device (indices may be None for a poison with ``needs_indices = False``); apply must not
+modify labels or indices in place (a sample's labels tensor is cached).
 It returns the poisoned batch, same shape and dtype. Everything else lives here, once:
 
 - calling conventions: a v2 sample (``poison((image, label))``, ``poison(image, label,
@@ -99,6 +100,7 @@ class Poison(ImageTransform):
         digest = hashlib.blake2b(self.key.to_bytes(16, "little"), digest_size=8,
                                  person=b"poisonkit/ratio").digest()
         self._mask_words = (int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little"))
+        self._label_rows: dict = {}  # (class, device) -> int64 [1]: one sample's labels tensor
 
     def apply(self, images: torch.Tensor, labels: torch.Tensor,
               indices: torch.Tensor | None) -> torch.Tensor:
@@ -128,11 +130,15 @@ class Poison(ImageTransform):
         single = images.dim() == 3
         batch = images.unsqueeze(0) if single else images
         labels = self._labels(labels, batch, single)
+        uses_indices = self.needs_indices or self.ratio < 1.0
         if indices is None:
-            if self.needs_indices or self.ratio < 1.0:
+            if uses_indices:
                 why = "this poison depends on the sample index" if self.needs_indices else \
                     f"ratio={self.ratio} selects samples by index"
                 raise ValueError(f"indices: expected the samples' dataset indices ({why}), got none")
+        elif type(indices) is int and single and not uses_indices:
+            _check_int64("indices", indices)  # one sample's unused index: checked, not converted
+            indices = None
         else:
             indices = _as_index_tensor("indices", indices, batch, single)
         out = self.apply(batch, labels, indices)
@@ -141,6 +147,14 @@ class Poison(ImageTransform):
         return out[0] if single else out
 
     def _labels(self, labels, batch: torch.Tensor, single: bool) -> torch.Tensor:
+        if type(labels) is int and single:  # one sample's label: a Python check, a cached tensor
+            if not 0 <= labels < self.num_classes:
+                raise ValueError(f"labels: expected class indices in [0, {self.num_classes}), "
+                                 f"got values in [{labels}, {labels}]")
+            key = (labels, batch.device)
+            if key not in self._label_rows:
+                self._label_rows[key] = _as_index_tensor("labels", labels, batch, single)
+            return self._label_rows[key]
         labels = _as_index_tensor("labels", labels, batch, single)
         if not torch.compiler.is_compiling() and labels.numel():
             lo, hi = map(int, torch.aminmax(labels))  # one pass, plain ints to compare
@@ -153,8 +167,7 @@ class Poison(ImageTransform):
 
     def forward(self, *inputs: Any) -> Any:
         if self._plain_batch(inputs):  # poison(images, labels[, indices]): no tree to walk
-            return (self.transform(inputs[0], {"labels": inputs[1],
-                                               "indices": inputs[2] if len(inputs) == 3 else None}),
+            return (self.poison_batch(inputs[0], inputs[1], inputs[2] if len(inputs) == 3 else None),
                     *inputs[1:])
         sample = inputs if len(inputs) > 1 else inputs[0]
         labels = _getter(self.labels_getter, 1, ("labels", "label", "target", "targets"))(sample)
@@ -221,8 +234,19 @@ def _check_integer(name: str, t: torch.Tensor) -> None:
         raise TypeError(f"{name}: expected integers, got dtype {t.dtype}")
 
 
+def _check_int64(name: str, value: int) -> None:
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError(f"{name}: expected an int64 value, got {value}")
+
+
 def _as_index_tensor(name: str, value, batch: torch.Tensor, single: bool) -> torch.Tensor:
     """labels / indices as int64 [N] on the batch's device, shape-checked against it."""
+    if type(value) is int and single:  # one sample's label or index (a DataLoader's call)
+        _check_int64(name, value)
+        return torch.full((1,), value, dtype=torch.int64, device=batch.device)
+    if (type(value) is torch.Tensor and value.dtype == torch.int64 and not single
+            and value.shape == batch.shape[:1] and value.device == batch.device):
+        return value  # a batch's int64 [N] already where the images are
     if isinstance(value, (bool, float)):
         raise TypeError(f"{name}: expected integers, got {type(value).__name__}")
     t = torch.as_tensor(value, device=batch.device)

@@ -49,6 +49,36 @@ def test_every_calling_convention_gives_the_batch_result(batch):
         assert got["label"] == y[n] and got["index"] == i[n]
 
 
+class ClassOnly(AddLabel):
+    """AddLabel without the index: records what apply received."""
+
+    needs_indices = False
+
+    def apply(self, images, labels, indices):
+        self.seen = indices
+        return images + labels.to(images.dtype).view(-1, 1, 1, 1)
+
+
+def test_one_sample_with_int_label_and_index(batch):
+    x, y, i = batch
+    poison = ClassOnly(5, key=1)
+    assert torch.equal(poison(x[1], 3, 7)[0], x[1] + 3)
+    assert poison.seen is None  # an unused int index is checked, not turned into a tensor
+    first = poison(x[1], 3, 7)[0]
+    assert torch.equal(poison(x[2], 3)[0], x[2] + 3) and torch.equal(first, x[1] + 3)
+    for label in (-1, 5, 2 ** 70):
+        with pytest.raises(ValueError, match=r"labels: expected class indices in \[0, 5\)"):
+            poison(x[0], label, 0)
+    with pytest.raises(ValueError, match="indices: expected an int64 value"):
+        poison(x[0], 1, 2 ** 70)
+    with pytest.raises(ValueError, match="indices: expected an int64 value"):
+        AddLabel(5, key=1)(x[0], 1, -2 ** 64)
+    with pytest.raises(TypeError, match="indices"):
+        poison(x[0], 1, 1.5)
+    with pytest.raises(ValueError, match="labels: expected shape"):
+        poison(x, 1, 0)  # an int label for a batch
+
+
 def test_getters_find_labels_and_indices_anywhere(batch):
     x, y, i = batch
     poison = AddLabel(5, key=1, labels_getter=lambda s: s["meta"]["cls"],
