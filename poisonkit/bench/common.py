@@ -93,6 +93,14 @@ def load_cifar(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return data["x_train"][:n].contiguous(), data["y_train"][:n].contiguous()
 
 
+def spread(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n images picked evenly over (x, y), contiguous: the stored set is sorted by class, so
+    its first n images may all be of one class, and the class-wise ops would then run their
+    best case (one kernel, one LSP mixing matrix) and the OPS search would refuse them."""
+    pick = torch.linspace(0, len(x) - 1, n).long()
+    return x[pick].contiguous(), y[pick].contiguous()
+
+
 def load_cifar_uint8(n: int) -> torch.Tensor:
     """n real CIFAR-10 images, uint8 NCHW, from $POISONKIT_DATA (or ../shared/data)."""
     return load_cifar(n)[0]

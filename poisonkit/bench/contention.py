@@ -17,7 +17,7 @@ import cv2
 import torch
 
 from . import op_suite
-from .common import images_per_second, load_cifar, write_results
+from .common import images_per_second, load_cifar, spread, write_results
 from .lowpass import resized
 
 THREADS = 2
@@ -43,11 +43,12 @@ class Competitor:
 def run(batches: dict[int, int], rounds: int) -> list[dict]:
     torch.set_num_threads(THREADS)
     cv2.setNumThreads(THREADS)
-    x, y = load_cifar(max(batches.values()))
+    x, y = load_cifar(10_000)
     suite = []
     for size, n in batches.items():
-        images = x[:n] if size == 32 else resized(x[:n], size)
-        suite += op_suite.cases(images, y[:n], reference_images=32 if size == 32 else 0)
+        images, labels = spread(x, y, n)
+        images = images if size == 32 else resized(images, size)
+        suite += op_suite.cases(images, labels, reference_images=32 if size == 32 else 0)
     best: dict[tuple, float] = {}
     with Competitor() as competitor:
         for r in range(rounds):

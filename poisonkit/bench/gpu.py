@@ -13,7 +13,7 @@ import sys
 import torch
 
 from . import op_suite
-from .common import images_per_second, load_cifar, write_results
+from .common import images_per_second, load_cifar, spread, write_results
 from .lowpass import resized
 
 BATCHES = {32: 4096, 224: 512}
@@ -38,11 +38,12 @@ def main(quick: bool = False) -> None:
         raise SystemExit("benchmarks.gpu: no CUDA device")
     device = torch.device("cuda")
     peak, copy = peak_bandwidth(device), copy_bandwidth(device)
-    x, y = load_cifar(max(BATCHES.values()))
+    x, y = load_cifar(10_000)
     rows = []
     for size, n in BATCHES.items():
-        images = (x[:n] if size == 32 else resized(x[:n], size)).to(device)
-        for case in op_suite.cases(images, y[:n].to(device)):
+        images, labels = spread(x, y, n)
+        images = (images if size == 32 else resized(images, size)).to(device)
+        for case in op_suite.cases(images, labels.to(device)):
             rate = images_per_second(case.fn, case.images)
             achieved = case.bytes / case.images * rate
             rows.append({"case": case.case, "impl": case.impl, "images_per_s": rate,

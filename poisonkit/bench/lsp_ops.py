@@ -12,7 +12,7 @@ import torch
 from poisonkit.poisons.lsp import LSPPoison
 from poisonkit.poisons.one_pixel import OnePixelShortcut
 
-from .common import interleaved_images_per_second, load_cifar, write_results
+from .common import interleaved_images_per_second, load_cifar, spread, write_results
 
 
 def reference_pixel_search(images_hwc: np.ndarray, targets: np.ndarray, num_classes: int):
@@ -45,8 +45,8 @@ def ops_search(x: torch.Tensor, y: torch.Tensor) -> OnePixelShortcut:
 def _apply_rows(x: torch.Tensor, y: torch.Tensor, size: int, batch: int):
     """LSP and OPS applied to a stored uint8 batch of size x size images vs the peers, plus the
     poisons and batch (the one-image-per-call rows reuse them)."""
-    pick = torch.linspace(0, len(x) - 1, batch).long()  # spread over the set: every class
-    xb, yb, idx = x[pick], y[pick], torch.arange(batch)
+    xb, yb = spread(x, y, batch)
+    idx = torch.arange(batch)
     if size != x.shape[-1]:
         xb = torch.nn.functional.interpolate(xb.float(), size=(size, size), mode="bilinear",
                                              antialias=False).round_().clamp_(0, 255)

@@ -19,6 +19,8 @@ from poisonkit.defenses.jpeg import jpeg_roundtrip
 from poisonkit.defenses.sharpen import rsk_kernels, ssk_kernel
 from poisonkit.poisons.ar import sample_coefficients
 from poisonkit.poisons.classwise_blur import class_kernels
+from poisonkit.poisons.lsp import LSPPoison
+from poisonkit.poisons.one_pixel import OnePixelShortcut
 
 from . import filter2d_peers as peers
 from .lowpass import scipy_dct_lowpass, torch_fft_disk_mask, torch_fft_lowpass
@@ -79,7 +81,8 @@ def torchvision_jpeg(x: torch.Tensor, quality: int = 10) -> torch.Tensor:
 
 
 def cases(x: torch.Tensor, labels: torch.Tensor, reference_images: int = 0) -> list[Case]:
-    """The cases for uint8 NCHW images x (3 channels, any size, on any device).
+    """The cases for uint8 NCHW images x (3 channels, any size, on any device) and labels
+    covering all 10 classes (the OPS search needs every class: pick with common.spread).
     reference_images > 0 adds the reference's per-image class-wise blur loop on that many
     images (32x32 only; the AR reference loop, seconds per image, is in benchmarks.ar)."""
     dev, (n, c, h, w) = x.device, x.shape
@@ -143,6 +146,26 @@ def cases(x: torch.Tensor, labels: torch.Tensor, reference_images: int = 0) -> l
     case = f"AR poison uint8 {size} (crop {crop})"
     add(case, "poisonkit ar_poison", lambda: ops.ar_poison(x, coeffs, labels, indices, AR_KEY, crop),
         2 * u8)
+
+    lsp = LSPPoison(10, key=AR_KEY)
+    stored = lsp.perturbation(labels, indices, c, h, w)  # what a stored-array peer keeps
+    case = f"LSP poison uint8 {size} (patch {lsp.patch})"
+    add(case, "poisonkit LSPPoison", lambda: lsp.poison_batch(x, labels, indices), 2 * u8)
+    add(case, "torch add of a stored perturbation",
+        lambda: (x.float() / 255 + stored).clamp_(0, 1).mul_(255).to(torch.uint8), 2 * u8)
+
+    one_pixel = OnePixelShortcut.search(x, labels, 10)
+    pixel_rows, pixel_cols = one_pixel.rows.to(dev), one_pixel.cols.to(dev)
+    colour = (one_pixel.colours * 255).to(device=dev, dtype=torch.uint8)
+
+    def one_pixel_peer():
+        out = x.clone()
+        out[indices, :, pixel_rows[labels], pixel_cols[labels]] = colour[labels]
+        return out
+
+    case = f"OPS poison uint8 {size}"
+    add(case, "poisonkit OnePixelShortcut", lambda: one_pixel.poison_batch(x, labels), 2 * u8)
+    add(case, "torch clone + index_put", one_pixel_peer, 2 * u8)
 
     case = f"JPEG quality 10 uint8 {size}"
     add(case, "poisonkit jpeg_roundtrip (Pillow)", lambda: jpeg_roundtrip(x, 10), 2 * u8)
