@@ -95,12 +95,13 @@ std::tuple<at::Tensor, at::Tensor> lsp_classes_cpu(int64_t key, int64_t num_clas
   return {centres, mixing};
 }
 
-// Runs body(rows, G, scratch) under parallel.h's policy for groups of at most kLspCpuGroup
-// batch positions of one class (so the CPU driver reads a class's mixing matrix once per
-// group), with per-thread scratch. Grouping changes no value: each sample's sums are its own.
+// Runs body(k, group_indices, rows, G, scratch) under parallel.h's policy for groups of at
+// most kLspCpuGroup batch positions `rows` of one class k (so the CPU driver reads a class's
+// mixing matrix once per group), with their sample indices and per-thread scratch. Grouping
+// changes no value: each sample's sums are its own.
 template <typename Body>
-void for_each_class_group(const int64_t* labels, int64_t n, const LspParams& p,
-                          const Body& body) {
+void for_each_class_group(const int64_t* labels, const int64_t* indices, int64_t n,
+                          const LspParams& p, const Body& body) {
   std::vector<int64_t> order(n), starts;
   std::iota(order.begin(), order.end(), int64_t{0});
   std::stable_sort(order.begin(), order.end(),
@@ -115,9 +116,14 @@ void for_each_class_group(const int64_t* labels, int64_t n, const LspParams& p,
   parallel_items(static_cast<int64_t>(starts.size()) - 1, work,
                  lsp_cpu_scratch_floats(p, kLspCpuGroup),
                  [&](int64_t begin, int64_t end, float* scratch) {
-                   for (int64_t g = begin; g < end; ++g)
-                     body(order.data() + starts[g], static_cast<int>(starts[g + 1] - starts[g]),
-                          scratch);
+                   uint64_t group_indices[kLspCpuGroup];
+                   for (int64_t g = begin; g < end; ++g) {
+                     const int64_t* rows = order.data() + starts[g];
+                     const int G = static_cast<int>(starts[g + 1] - starts[g]);
+                     for (int i = 0; i < G; ++i)
+                       group_indices[i] = static_cast<uint64_t>(indices[rows[i]]);
+                     body(labels[rows[0]], group_indices, rows, G, scratch);
+                   }
                  });
 }
 
@@ -136,14 +142,10 @@ at::Tensor lsp_generate_cpu(const at::Tensor& centres_in, const at::Tensor& mixi
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* idx = indices.data_ptr<int64_t>();
   float* dst = out.data_ptr<float>();
-  for_each_class_group(lab, n, p, [&](const int64_t* rows, int G, float* scratch) {
-    uint64_t group_indices[kLspCpuGroup];
+  for_each_class_group(lab, idx, n, p, [&](int64_t k, const uint64_t* group_indices,
+                                            const int64_t* rows, int G, float* scratch) {
     float* outs[kLspCpuGroup];
-    for (int g = 0; g < G; ++g) {
-      group_indices[g] = static_cast<uint64_t>(idx[rows[g]]);
-      outs[g] = dst + rows[g] * size;
-    }
-    const int64_t k = lab[rows[0]];
+    for (int g = 0; g < G; ++g) outs[g] = dst + rows[g] * size;
     lsp_generate_samples_cpu(c + k * F, a + k * F * F, group_indices, G, p, outs, scratch);
   });
   return out;
@@ -160,16 +162,14 @@ void lsp_poison_batch_cpu(const at::Tensor& x, const at::Tensor& centres,
   const float* a = mixing.data_ptr<float>();
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* idx = indices.data_ptr<int64_t>();
-  for_each_class_group(lab, x.size(0), p, [&](const int64_t* rows, int G, float* scratch) {
-    uint64_t group_indices[kLspCpuGroup];
+  for_each_class_group(lab, idx, x.size(0), p, [&](int64_t k, const uint64_t* group_indices,
+                                                   const int64_t* rows, int G, float* scratch) {
     const T* images[kLspCpuGroup];
     T* outs[kLspCpuGroup];
     for (int g = 0; g < G; ++g) {
-      group_indices[g] = static_cast<uint64_t>(idx[rows[g]]);
       images[g] = src + rows[g] * size;
       outs[g] = dst + rows[g] * size;
     }
-    const int64_t k = lab[rows[0]];
     lsp_poison_samples_cpu<T>(images, outs, c + k * F, a + k * F * F, group_indices, G, p,
                               scratch);
   });
