@@ -139,8 +139,9 @@ at::Tensor one_pixel_apply_cpu(const at::Tensor& x_in, const at::Tensor& labels_
   dispatch_image_dtype(x, [&]<typename T>() {
     const T* src = x.data_ptr<T>();
     T* dst = out.data_ptr<T>();
-    // A copy: each image reads and writes `size` values; its pixel is set while in cache.
-    parallel_items(x.size(0), 2 * size, 0, [&](int64_t begin, int64_t end, float*) {
+    // A copy (each image's bytes read and written); its pixel is set while in cache.
+    const int64_t work = 2 * size * static_cast<int64_t>(sizeof(T)) / kCopyBytesPerUnit;
+    parallel_items(x.size(0), work, 0, [&](int64_t begin, int64_t end, float*) {
       for (int64_t i = begin; i < end; ++i)
         one_pixel_apply_sample_cpu<T>(src + i * size, dst + i * size, C, plane, pos[lab[i]],
                                       col + lab[i] * C);

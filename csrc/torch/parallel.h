@@ -19,6 +19,11 @@ namespace poisonkit {
 // 2^16 leaves a 2x margin for quieter machines, where a unit costs less.
 constexpr int64_t kMinWorkPerThread = 1 << 16;
 
+// A plain copy (memcpy) streams ~30 GB/s per core here, ~0.03 ns per byte: a unit's worth of
+// time copies a few hundred bytes; 8 bytes per unit keeps copy chunks at ~0.5 MB of traffic,
+// enough to amortise the chunk hand-out, and a batch still splits into many chunks.
+constexpr int64_t kCopyBytesPerUnit = 8;
+
 // Runs fn(begin, end, scratch) over [0, n) in chunks of whole multiples of `align` items,
 // each item costing work_per_item units. scratch: a per-thread buffer of scratch_floats
 // floats, reused across the thread's chunks.
