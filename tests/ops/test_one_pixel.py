@@ -59,10 +59,16 @@ def test_moments_add_over_batches(gen):
     assert torch.equal(whole[0], ref) and torch.equal(whole[2], torch.bincount(y, minlength=3))
 
 
-def test_apply_sets_exactly_one_pixel(gen):
-    x = torch.randint(1, 255, (12, 3, 8, 8), dtype=torch.uint8, generator=gen)
+# 8x8 and 32x32 images are copied in chunks by the op itself, 160x160 (75 KB) by ATen's copy.
+@pytest.mark.parametrize("size", [8, 32, 160])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_apply_sets_exactly_one_pixel(gen, size, layout):
+    x = torch.randint(1, 255, (12, 3, size, size), dtype=torch.uint8, generator=gen)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.arange(12) % 3
-    positions = torch.tensor([0, 9, 63])
+    x0 = x.clone()
+    positions = torch.tensor([0, size + 1, size * size - 1])
     colours = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
     out = ops.one_pixel_apply(x, y, positions, colours)
     changed = (out != x).any(1).flatten(1)  # [N, H*W]
@@ -73,6 +79,7 @@ def test_apply_sets_exactly_one_pixel(gen):
     outf = ops.one_pixel_apply(xf, y, positions, colours)
     assert torch.equal(outf.flatten(2)[torch.arange(12), :, positions[y]], colours[y])
     assert torch.equal(ops.one_pixel_apply(x[4], y[4], positions, colours), out[4])
+    assert out.is_contiguous() and torch.equal(x, x0)  # the input is untouched
 
 
 def test_a_class_without_images_is_refused(gen):
