@@ -16,6 +16,12 @@ namespace poisonkit {
 
 namespace {
 
+// Elements per range of the moment pass (see there).
+constexpr int64_t kOnePixelMomentsBlock = 256;
+
+// Images up to this size are copied by one_pixel_apply_cpu itself (see there).
+constexpr int64_t kOnePixelChunkedCopyBytes = 64 << 10;
+
 void check_channels(const at::Tensor& x, const char* op) {
   check_image_batch(x, op);
   TORCH_CHECK(x.size(1) >= 1 && x.size(1) <= kOnePixelMaxChannels, op,
@@ -76,11 +82,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> one_pixel_moments_cpu_impl(
   const int64_t* lab = labels.data_ptr<int64_t>();
   double* s = sums.data_ptr<double>();
   double* q = squares.data_ptr<double>();
-  // Threads take disjoint element ranges of every image: no shared accumulators.
+  // Threads take disjoint element ranges of every image: no shared accumulators. Ranges are
+  // whole blocks of kOnePixelMomentsBlock elements: a range of a few elements would re-read
+  // each cache line of every image once per range (measured 3.7x slower on the 10k set) and
+  // leave nothing to vectorise.
   dispatch_image_dtype(x, [&]<typename T>() {
     parallel_items(size, 3 * n, 0, [&](int64_t begin, int64_t end, float*) {  // 1 read, 2 sums
       one_pixel_moments_cpu<T>(x.data_ptr<T>(), lab, n, size, begin, end, s, q);
-    });
+    }, kOnePixelMomentsBlock);
   });
   return {sums, squares, counts};
 }
@@ -124,9 +133,6 @@ std::tuple<at::Tensor, at::Tensor> one_pixel_search_cpu(const at::Tensor& sums_i
                        choice.data_ptr<int64_t>());
   return {scores, choice};
 }
-
-// Images up to this size are copied by one_pixel_apply_cpu itself (see there).
-constexpr int64_t kOnePixelChunkedCopyBytes = 64 << 10;
 
 at::Tensor one_pixel_apply_cpu(const at::Tensor& x_in, const at::Tensor& labels_in,
                                const at::Tensor& positions_in, const at::Tensor& colours_in) {
