@@ -322,29 +322,34 @@ def lsp_classes(key: int, num_classes: int, features: int,
 
 def lsp_generate(centres: torch.Tensor, mixing: torch.Tensor, labels: torch.Tensor,
                  indices: torch.Tensor, key: int, channels: int, height: int, width: int,
-                 patch: int = 8, eps: float = 6 / 255) -> torch.Tensor:
+                 patch: int = 8, eps: float = 6 / 255, *, check_tables: bool = True) -> torch.Tensor:
     """LSP perturbations, float32 [N, channels, height, width], on the tables' device.
 
     Sample n's point is z A + centre of class labels[n] (z: F normal draws of
     (key, indices[n])), reshaped [H/patch, W/patch, C], each value repeated over a
-    patch x patch block and scaled to an L2 norm of eps * sqrt(C H W)."""
+    patch x patch block and scaled to an L2 norm of eps * sqrt(C H W). check_tables=False
+    skips scanning the tables for NaN/inf (K F^2 values; a host sync on CUDA): for tables
+    straight from lsp_classes, as LSPPoison passes them."""
     return torch.ops.poisonkit.lsp_generate.default(centres, mixing, labels, indices, _key64(key),
-                                                    channels, height, width, patch, _eps(eps))
+                                                    channels, height, width, patch, _eps(eps),
+                                                    check_tables)
 
 
 def lsp_poison(x: torch.Tensor, centres: torch.Tensor, mixing: torch.Tensor,
                labels: torch.Tensor, indices: torch.Tensor, key: int, patch: int = 8,
-               eps: float = 6 / 255) -> torch.Tensor:
+               eps: float = 6 / 255, *, check_tables: bool = True) -> torch.Tensor:
     """Images plus their LSP perturbations (lsp_generate at x's size) in [0, 1] units,
     clipped to [0, 1]; uint8 in, uint8 out, truncated as the reference stores it; float32
-    in, float32 out. x: NCHW (or CHW with one label and index)."""
+    in, float32 out. x: NCHW (or CHW with one label and index). check_tables: as
+    lsp_generate."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"lsp_poison: x must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() == 3:
         one = _batch_of_one(x, labels=labels, indices=indices)
-        return lsp_poison(x.unsqueeze(0), centres, mixing, *one, key, patch, eps).squeeze(0)
+        return lsp_poison(x.unsqueeze(0), centres, mixing, *one, key, patch, eps,
+                          check_tables=check_tables).squeeze(0)
     return torch.ops.poisonkit.lsp_poison.default(x, centres, mixing, labels, indices,
-                                                  _key64(key), patch, _eps(eps))
+                                                  _key64(key), patch, _eps(eps), check_tables)
 
 
 @torch.library.register_fake("poisonkit::lsp_classes")
@@ -353,12 +358,13 @@ def _lsp_classes_fake(key, num_classes, features, class_sep):
 
 
 @torch.library.register_fake("poisonkit::lsp_generate")
-def _lsp_generate_fake(centres, mixing, labels, indices, key, channels, height, width, patch, eps):
+def _lsp_generate_fake(centres, mixing, labels, indices, key, channels, height, width, patch, eps,
+                       check_tables=True):
     return centres.new_empty((indices.shape[0], channels, height, width))
 
 
 @torch.library.register_fake("poisonkit::lsp_poison")
-def _lsp_poison_fake(x, centres, mixing, labels, indices, key, patch, eps):
+def _lsp_poison_fake(x, centres, mixing, labels, indices, key, patch, eps, check_tables=True):
     return x.new_empty(x.shape)  # contiguous NCHW, as the op returns (also for channels_last x)
 
 

@@ -28,7 +28,7 @@ void check_features(int64_t features, const char* op) {
 LspParams lsp_generate_params(const at::Tensor& centres, const at::Tensor& mixing,
                               const at::Tensor& labels, const at::Tensor& indices, int64_t key,
                               int64_t channels, int64_t height, int64_t width, int64_t patch,
-                              double eps, const char* op) {
+                              double eps, bool check_tables, const char* op) {
   TORCH_CHECK(centres.scalar_type() == at::kFloat && mixing.scalar_type() == at::kFloat, op,
               ": centres and mixing must be float32, got ", centres.scalar_type(), " and ",
               mixing.scalar_type());
@@ -44,7 +44,7 @@ LspParams lsp_generate_params(const at::Tensor& centres, const at::Tensor& mixin
               centres.device(), "), got ", mixing.device());
   const int64_t n = check_sample_indices(indices, centres.device(), op);
   check_labels(labels, n, K, centres.device(), op);
-  TORCH_CHECK(float_all_finite(centres) && float_all_finite(mixing), op,
+  TORCH_CHECK(!check_tables || (float_all_finite(centres) && float_all_finite(mixing)), op,
               ": centres and mixing must be finite");
   TORCH_CHECK(std::isfinite(eps) && eps > 0.0, op, ": eps must be a positive finite number, got ",
               eps);
@@ -69,14 +69,15 @@ LspParams lsp_generate_params(const at::Tensor& centres, const at::Tensor& mixin
 
 LspParams lsp_poison_params(const at::Tensor& x, const at::Tensor& centres,
                             const at::Tensor& mixing, const at::Tensor& labels,
-                            const at::Tensor& indices, int64_t key, int64_t patch, double eps) {
+                            const at::Tensor& indices, int64_t key, int64_t patch, double eps,
+                            bool check_tables) {
   check_image_batch(x, "lsp_poison");
   TORCH_CHECK(x.device() == centres.device(), "lsp_poison: x must be on centres' device (",
               centres.device(), "), got ", x.device());
   TORCH_CHECK(indices.dim() != 1 || x.size(0) == indices.size(0), "lsp_poison: x holds ",
               x.size(0), " images but indices holds ", indices.size(0));
   return lsp_generate_params(centres, mixing, labels, indices, key, x.size(1), x.size(2),
-                             x.size(3), patch, eps, "lsp_poison");
+                             x.size(3), patch, eps, check_tables, "lsp_poison");
 }
 
 namespace {
@@ -130,9 +131,10 @@ void for_each_class_group(const int64_t* labels, const int64_t* indices, int64_t
 at::Tensor lsp_generate_cpu(const at::Tensor& centres_in, const at::Tensor& mixing_in,
                             const at::Tensor& labels_in, const at::Tensor& indices_in,
                             int64_t key, int64_t channels, int64_t height, int64_t width,
-                            int64_t patch, double eps) {
+                            int64_t patch, double eps, bool check_tables) {
   const LspParams p = lsp_generate_params(centres_in, mixing_in, labels_in, indices_in, key,
-                                          channels, height, width, patch, eps, "lsp_generate");
+                                          channels, height, width, patch, eps, check_tables,
+                                          "lsp_generate");
   const at::Tensor centres = centres_in.contiguous(), mixing = mixing_in.contiguous();
   const at::Tensor labels = labels_in.contiguous(), indices = indices_in.contiguous();
   const int64_t n = indices.size(0), F = p.features(), size = channels * p.plane();
@@ -177,9 +179,10 @@ void lsp_poison_batch_cpu(const at::Tensor& x, const at::Tensor& centres,
 
 at::Tensor lsp_poison_cpu(const at::Tensor& x_in, const at::Tensor& centres_in,
                           const at::Tensor& mixing_in, const at::Tensor& labels_in,
-                          const at::Tensor& indices_in, int64_t key, int64_t patch, double eps) {
-  const LspParams p =
-      lsp_poison_params(x_in, centres_in, mixing_in, labels_in, indices_in, key, patch, eps);
+                          const at::Tensor& indices_in, int64_t key, int64_t patch, double eps,
+                          bool check_tables) {
+  const LspParams p = lsp_poison_params(x_in, centres_in, mixing_in, labels_in, indices_in, key,
+                                        patch, eps, check_tables);
   const at::Tensor x = x_in.contiguous();
   const at::Tensor centres = centres_in.contiguous(), mixing = mixing_in.contiguous();
   const at::Tensor labels = labels_in.contiguous(), indices = indices_in.contiguous();
@@ -195,9 +198,9 @@ at::Tensor lsp_poison_cpu(const at::Tensor& x_in, const at::Tensor& centres_in,
 POISONKIT_DEFINE_OPS(
     "lsp_classes(int key, int num_classes, int features, float class_sep) -> (Tensor, Tensor)",
     "lsp_generate(Tensor centres, Tensor mixing, Tensor labels, Tensor indices, int key, "
-    "int channels, int height, int width, int patch, float eps) -> Tensor",
+    "int channels, int height, int width, int patch, float eps, bool check_tables=True) -> Tensor",
     "lsp_poison(Tensor x, Tensor centres, Tensor mixing, Tensor labels, Tensor indices, int key, "
-    "int patch, float eps) -> Tensor")
+    "int patch, float eps, bool check_tables=True) -> Tensor")
 
 // lsp_classes has no tensor input: one implementation for every backend (the tables are
 // small and are moved to the images' device by the caller).

@@ -14,9 +14,10 @@ namespace {
 at::Tensor lsp_generate_cuda_impl(const at::Tensor& centres_in, const at::Tensor& mixing_in,
                                   const at::Tensor& labels_in, const at::Tensor& indices_in,
                                   int64_t key, int64_t channels, int64_t height, int64_t width,
-                                  int64_t patch, double eps) {
+                                  int64_t patch, double eps, bool check_tables) {
   const LspParams p = lsp_generate_params(centres_in, mixing_in, labels_in, indices_in, key,
-                                          channels, height, width, patch, eps, "lsp_generate");
+                                          channels, height, width, patch, eps, check_tables,
+                                          "lsp_generate");
   const c10::cuda::CUDAGuard guard(centres_in.device());
   const at::Tensor centres = centres_in.contiguous(), mixing = mixing_in.contiguous();
   const at::Tensor labels = labels_in.contiguous(), indices = indices_in.contiguous();
@@ -32,9 +33,9 @@ at::Tensor lsp_generate_cuda_impl(const at::Tensor& centres_in, const at::Tensor
 at::Tensor lsp_poison_cuda_impl(const at::Tensor& x_in, const at::Tensor& centres_in,
                                 const at::Tensor& mixing_in, const at::Tensor& labels_in,
                                 const at::Tensor& indices_in, int64_t key, int64_t patch,
-                                double eps) {
-  const LspParams p =
-      lsp_poison_params(x_in, centres_in, mixing_in, labels_in, indices_in, key, patch, eps);
+                                double eps, bool check_tables) {
+  const LspParams p = lsp_poison_params(x_in, centres_in, mixing_in, labels_in, indices_in, key,
+                                        patch, eps, check_tables);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const at::Tensor centres = centres_in.contiguous(), mixing = mixing_in.contiguous();

@@ -63,7 +63,8 @@ class LSPPoison(Poison):
         return philox_key(self.key)
 
     def tables(self, features: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The class centres [K, F] and mixing matrices [K, F, F] on device (cached)."""
+        """The class centres [K, F] and mixing matrices [K, F, F] on device (cached; drawn by
+        lsp_classes, finite, so the ops are told not to rescan them on every call)."""
         cache = (features, torch.device(device))
         if cache not in self._tables:
             centres, mixing = ops.lsp_classes(self.philox_key, self.num_classes, features,
@@ -76,14 +77,14 @@ class LSPPoison(Poison):
         """float32 [N, channels, height, width] perturbations on labels' device."""
         tables = self.tables(lsp_features(channels, height, width, self.patch), labels.device)
         return ops.lsp_generate(*tables, labels, indices, self.philox_key, channels, height, width,
-                                self.patch, self.eps)
+                                self.patch, self.eps, check_tables=False)
 
     def apply(self, images: torch.Tensor, labels: torch.Tensor,
               indices: torch.Tensor) -> torch.Tensor:
         _, c, h, w = images.shape
         tables = self.tables(lsp_features(c, h, w, self.patch), images.device)
         return ops.lsp_poison(images, *tables, labels, indices, self.philox_key, self.patch,
-                              self.eps)
+                              self.eps, check_tables=False)
 
     def extra_repr(self) -> str:
         # Never the key: a repr ends up in logs.

@@ -171,6 +171,25 @@ def test_poison_bad_input(tables):
         ops.lsp_classes(0, 10, 0)
 
 
+def test_tables_are_scanned_unless_told_not_to(tables):
+    centres, mixing = tables
+    x = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    labels, indices = torch.tensor([0, 1]), torch.tensor([0, 1])
+    bad_centres = centres.clone()
+    bad_centres[2, 5] = float("nan")
+    with pytest.raises(RuntimeError, match="centres and mixing must be finite"):
+        ops.lsp_poison(x, bad_centres, mixing, labels, indices, 0)
+    bad_mixing = mixing.clone()
+    bad_mixing[1, 3, 7] = float("inf")
+    with pytest.raises(RuntimeError, match="centres and mixing must be finite"):
+        ops.lsp_generate(centres, bad_mixing, labels, indices, 0, 3, 32, 32)
+    # tables straight from lsp_classes: the scan is skipped, the result is the same
+    assert torch.equal(ops.lsp_poison(x, *tables, labels, indices, 0, check_tables=False),
+                       ops.lsp_poison(x, *tables, labels, indices, 0))
+    assert torch.equal(ops.lsp_generate(*tables, labels, indices, 0, 3, 32, 32, check_tables=False),
+                       ops.lsp_generate(*tables, labels, indices, 0, 3, 32, 32))
+
+
 @requires_cuda
 def test_cuda_matches_cpu(tables):
     labels, indices = torch.arange(64) % 10, torch.arange(64) * 7
