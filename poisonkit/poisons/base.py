@@ -147,21 +147,23 @@ class Poison(ImageTransform):
         return out[0] if single else out
 
     def _labels(self, labels, batch: torch.Tensor, single: bool) -> torch.Tensor:
-        if type(labels) is int and single:  # one sample's label: a Python check, a cached tensor
-            if not 0 <= labels < self.num_classes:
-                raise ValueError(f"labels: expected class indices in [0, {self.num_classes}), "
-                                 f"got values in [{labels}, {labels}]")
-            key = (labels, batch.device)
-            if key not in self._label_rows:
-                self._label_rows[key] = _as_index_tensor("labels", labels, batch, single)
-            return self._label_rows[key]
-        labels = _as_index_tensor("labels", labels, batch, single)
-        if not torch.compiler.is_compiling() and labels.numel():
+        one = type(labels) is int and single  # one sample's label: no reduction, a cached tensor
+        if one:
+            lo = hi = labels
+        else:
+            labels = _as_index_tensor("labels", labels, batch, single)
+            if torch.compiler.is_compiling() or not labels.numel():
+                return labels
             lo, hi = map(int, torch.aminmax(labels))  # one pass, plain ints to compare
-            if lo < 0 or hi >= self.num_classes:
-                raise ValueError(f"labels: expected class indices in [0, {self.num_classes}), "
-                                 f"got values in [{lo}, {hi}]")
-        return labels
+        if lo < 0 or hi >= self.num_classes:
+            raise ValueError(f"labels: expected class indices in [0, {self.num_classes}), "
+                             f"got values in [{lo}, {hi}]")
+        if not one:
+            return labels
+        key = (lo, batch.device)
+        if key not in self._label_rows:
+            self._label_rows[key] = _as_index_tensor("labels", lo, batch, single)
+        return self._label_rows[key]
 
     # ---- v2 Transform plumbing ----
 
